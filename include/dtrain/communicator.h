@@ -1,0 +1,132 @@
+// Communicator: rank, size, collectives and tagged point-to-point over a Transport.
+//
+// Every rank of a group must call the same collectives in the same order with matching arguments
+// (dtype, count, op, root). When they do not, every rank gets a MismatchError that names the ranks
+// and what differs (unless CommOptions::verify_collectives is off). No call waits forever: each
+// operation must finish within CommOptions::timeout, and a peer that dies makes every survivor
+// fail with PeerLostError or TimeoutError within that bound.
+//
+// Buffers are raw memory of `count` elements of `dtype`; in-place where one pointer is taken.
+// Asynchronous variants return a Work handle; operations run in the order they were issued, on
+// the communicator's executor thread. Synchronous calls are async + wait.
+//
+// Thread safety: all methods may be called from any thread; operations are serialized.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dtrain/deadline.h"
+#include "dtrain/dtype.h"
+#include "dtrain/store.h"
+#include "dtrain/transport.h"
+#include "dtrain/work.h"
+
+namespace dtrain {
+
+enum class AllreduceAlgorithm : uint8_t {
+  kAuto = 0,               // by message size (small_allreduce_bytes)
+  kRing = 1,               // reduce-scatter + allgather around a ring: bandwidth-optimal, large messages
+  kRecursiveDoubling = 2,  // log2(n) exchanges of the whole buffer: latency-optimal, small messages
+};
+
+struct CommOptions {
+  // Bound on one operation (and so on detecting a dead peer).
+  std::chrono::milliseconds timeout = kDefaultTimeout;
+  // Bound on connecting to the other ranks at creation.
+  std::chrono::milliseconds connect_timeout = kDefaultTimeout;
+  // Exchange a descriptor (op, dtype, count, op, root) before each collective to detect mismatches.
+  bool verify_collectives = true;
+  AllreduceAlgorithm allreduce_algorithm = AllreduceAlgorithm::kAuto;
+  // With kAuto: messages of at most this many bytes use recursive doubling, larger ones the ring.
+  size_t small_allreduce_bytes = 64 * 1024;
+  // Address the transport listens on (loopback by default; a NIC's address for several machines).
+  std::string hostname = "127.0.0.1";
+};
+
+// Counters of what this communicator moved (exact payload bytes, not counting TCP headers).
+struct CommStats {
+  uint64_t bytes_sent = 0;
+  uint64_t bytes_received = 0;
+  uint64_t operations = 0;
+  double seconds_in_operations = 0;  // wall time spent executing operations
+};
+
+class Communicator {
+ public:
+  // A communicator over the Gloo TCP transport; rendezvous through `store`. Collective over all
+  // `size` ranks: every rank calls it with its own rank.
+  static std::unique_ptr<Communicator> create_gloo(std::shared_ptr<Store> store, int rank, int size,
+                                                   CommOptions options = {});
+
+  Communicator(std::unique_ptr<Transport> transport, CommOptions options);
+  ~Communicator();
+  Communicator(const Communicator&) = delete;
+  Communicator& operator=(const Communicator&) = delete;
+
+  int rank() const;
+  int size() const;
+  const CommOptions& options() const { return options_; }
+
+  // data[0..count) on every rank becomes the reduction over ranks.
+  std::shared_ptr<Work> allreduce_async(void* data, size_t count, DType dtype, ReduceOp op);
+  void allreduce(void* data, size_t count, DType dtype, ReduceOp op);
+
+  // data[0..count) on every rank becomes root's.
+  std::shared_ptr<Work> broadcast_async(void* data, size_t count, DType dtype, int root);
+  void broadcast(void* data, size_t count, DType dtype, int root);
+
+  // recv[r*count .. (r+1)*count) = send of rank r. recv holds size()*count elements.
+  std::shared_ptr<Work> allgather_async(const void* send, void* recv, size_t count, DType dtype);
+  void allgather(const void* send, void* recv, size_t count, DType dtype);
+
+  // Rank r contributes counts[r] elements; recv holds sum(counts), rank r's at offset
+  // sum(counts[0..r)). counts must be the same on every rank; send_count == counts[rank()].
+  std::shared_ptr<Work> allgatherv_async(const void* send, void* recv,
+                                         const std::vector<size_t>& counts, DType dtype);
+  void allgatherv(const void* send, void* recv, const std::vector<size_t>& counts, DType dtype);
+
+  // send holds sum(counts) elements on every rank; rank r receives into recv the reduction of
+  // block r (counts[r] elements at offset sum(counts[0..r))).
+  std::shared_ptr<Work> reduce_scatter_async(const void* send, void* recv,
+                                             const std::vector<size_t>& counts, DType dtype,
+                                             ReduceOp op);
+  void reduce_scatter(const void* send, void* recv, const std::vector<size_t>& counts, DType dtype,
+                      ReduceOp op);
+
+  // send and recv hold size()*count elements; block j of send goes to rank j, and block j of
+  // recv comes from rank j.
+  std::shared_ptr<Work> alltoall_async(const void* send, void* recv, size_t count, DType dtype);
+  void alltoall(const void* send, void* recv, size_t count, DType dtype);
+
+  std::shared_ptr<Work> barrier_async();
+  void barrier();
+
+  // Tagged point-to-point. A send matches the recv on `dst` with the same source and tag; sizes
+  // must agree. Tags share no space with collectives.
+  std::shared_ptr<Work> send_async(const void* data, size_t count, DType dtype, int dst, uint32_t tag);
+  void send(const void* data, size_t count, DType dtype, int dst, uint32_t tag);
+  std::shared_ptr<Work> recv_async(void* data, size_t count, DType dtype, int src, uint32_t tag);
+  void recv(void* data, size_t count, DType dtype, int src, uint32_t tag);
+
+  // A communicator among `ranks` (ranks of this one). Called by the members only, in the same
+  // order on each member; ranks are renumbered by their order in the sorted list.
+  std::unique_ptr<Communicator> split(std::vector<int> ranks);
+
+  // Fails every pending and future operation with AbortedError(reason), at once. Idempotent.
+  void abort(const std::string& reason);
+  bool aborted() const;
+
+  CommStats stats() const;
+
+ private:
+  class Impl;
+  CommOptions options_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dtrain
