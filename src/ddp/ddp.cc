@@ -1,0 +1,265 @@
+// Note [DDP bucketing]
+// Parameters are assigned to buckets in reverse registration order, which is roughly the order in
+// which backward produces their gradients. Bucket 0 is capped at first_bucket_bytes so the first
+// allreduce starts early; the others at bucket_bytes. A bucket never mixes dtypes. Each bucket owns
+// one flat, contiguous tensor; a parameter's gradient lives at [offset, offset + numel) of it.
+//
+// Note [DDP hooks and accumulation]
+// A post hook on each parameter's gradient accumulator (the AccumulateGrad node) runs after
+// autograd has added this backward pass's gradient into .grad, once per step even when the
+// parameter is used several times in the graph. On a synchronizing step it copies .grad (which
+// already includes earlier no-sync micro-steps) into the bucket; when the last gradient of a bucket
+// arrives, the bucket is allreduced (average) asynchronously. finish_backward() launches buckets
+// whose parameters got no gradient (unused in this step: their .grad, or zeros), waits for all of
+// them, and then overwrites .grad with the averaged values. We hold the accumulators (autograd
+// keeps them only weakly) so the hooks stay attached.
+#include "dtrain/ddp.h"
+
+#include <chrono>
+#include <functional>
+#include <sstream>
+
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/utils/lambda_post_hook.h>
+#include <torch/csrc/autograd/variable.h>
+
+#include "ddp/model_check.h"
+#include "ddp/torch_dtype.h"
+#include "dtrain/error.h"
+
+namespace dtrain {
+
+struct Bucket {
+  torch::Tensor flat;              // [total elements], the dtype of its parameters
+  std::vector<size_t> params;      // indices into Impl::params_
+  std::vector<int64_t> offsets;    // element offset of each parameter in flat
+  size_t pending = 0;              // gradients not yet copied this step
+  std::shared_ptr<Work> work;      // in-flight allreduce, if launched
+};
+
+class DistributedDataParallel::Impl {
+ public:
+  Impl(std::shared_ptr<torch::nn::Module> module, Communicator& comm, DdpOptions options)
+      : module_(std::move(module)), comm_(comm), options_(options) {
+    for (auto& p : module_->parameters()) {
+      if (p.requires_grad()) params_.push_back(p);
+    }
+    buffers_ = module_->buffers();
+    check_same_model(*module_, comm_);
+    broadcast_state();
+    build_buckets();
+    register_hooks();
+  }
+
+  ~Impl() {
+    for (size_t i = 0; i < accumulators_.size(); ++i) accumulators_[i]->del_post_hook(hook_keys_[i]);
+    // Outstanding bucket allreduces write into our tensors: let them finish (bounded) or fail.
+    for (auto& b : buckets_) {
+      if (!b.work) continue;
+      try {
+        b.work->wait(Deadline::after(comm_.options().timeout));
+      } catch (const Error&) {
+      }
+    }
+  }
+
+  void prepare_backward(bool sync) {
+    armed_ = sync && options_.local_sgd_period == 0 && comm_.size() > 1;
+    for (auto& b : buckets_) {
+      b.pending = b.params.size();
+      b.work.reset();
+    }
+    ready_.assign(params_.size(), false);
+    if (options_.broadcast_buffers && comm_.size() > 1) broadcast_buffers();
+  }
+
+  void finish_backward() {
+    if (!armed_) return;
+    armed_ = false;
+    auto start = std::chrono::steady_clock::now();
+    for (size_t bi = 0; bi < buckets_.size(); ++bi) {
+      Bucket& b = buckets_[bi];
+      if (b.work) continue;
+      // Some parameters got no gradient this step (unused): they contribute zeros.
+      for (size_t k = 0; k < b.params.size(); ++k) {
+        size_t pi = b.params[k];
+        if (ready_[pi]) continue;
+        auto slice = b.flat.narrow(0, b.offsets[k], params_[pi].numel());
+        const auto& g = params_[pi].grad();
+        if (g.defined()) {
+          slice.copy_(g.reshape({-1}));
+        } else {
+          slice.zero_();
+        }
+      }
+      launch(b);
+    }
+    Deadline deadline = Deadline::after(comm_.options().timeout);
+    for (auto& b : buckets_) b.work->wait(deadline);
+    for (auto& b : buckets_) {
+      b.work.reset();
+      for (size_t k = 0; k < b.params.size(); ++k) {
+        auto& p = params_[b.params[k]];
+        auto averaged = b.flat.narrow(0, b.offsets[k], p.numel()).view(p.sizes());
+        if (p.grad().defined()) {
+          p.mutable_grad().copy_(averaged);
+        } else {
+          p.mutable_grad() = averaged.clone();
+        }
+      }
+    }
+    stats_.seconds_waiting += seconds_since(start);
+  }
+
+  void after_optimizer_step() {
+    ++steps_;
+    if (options_.local_sgd_period > 0 && steps_ % options_.local_sgd_period == 0) average_parameters();
+  }
+
+  void average_parameters() {
+    if (comm_.size() == 1) return;
+    torch::NoGradGuard no_grad;
+    auto start = std::chrono::steady_clock::now();
+    for (auto& b : buckets_) {
+      for (size_t k = 0; k < b.params.size(); ++k) {
+        auto& p = params_[b.params[k]];
+        b.flat.narrow(0, b.offsets[k], p.numel()).copy_(p.reshape({-1}));
+      }
+      launch(b);
+    }
+    Deadline deadline = Deadline::after(comm_.options().timeout);
+    for (auto& b : buckets_) {
+      b.work->wait(deadline);
+      b.work.reset();
+      for (size_t k = 0; k < b.params.size(); ++k) {
+        auto& p = params_[b.params[k]];
+        p.copy_(b.flat.narrow(0, b.offsets[k], p.numel()).view(p.sizes()));
+      }
+    }
+    stats_.seconds_waiting += seconds_since(start);
+  }
+
+  std::vector<int> bucket_of_parameter_;
+  std::vector<Bucket> buckets_;
+  DdpStats stats_;
+
+ private:
+  static double seconds_since(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  }
+
+  void broadcast_state() {
+    if (comm_.size() == 1) return;
+    torch::NoGradGuard no_grad;
+    for (auto& p : module_->parameters()) broadcast_tensor(p);
+    for (auto& b : buffers_) broadcast_tensor(b);
+  }
+
+  void broadcast_buffers() {
+    torch::NoGradGuard no_grad;
+    for (auto& b : buffers_) broadcast_tensor(b);
+  }
+
+  void broadcast_tensor(torch::Tensor& t) {
+    if (t.is_contiguous()) {
+      comm_.broadcast(t.data_ptr(), t.numel(), to_dtype(t.scalar_type()), 0);
+    } else {
+      auto c = t.contiguous();
+      comm_.broadcast(c.data_ptr(), c.numel(), to_dtype(c.scalar_type()), 0);
+      t.copy_(c);
+    }
+  }
+
+  void build_buckets() {
+    bucket_of_parameter_.assign(params_.size(), -1);
+    size_t limit = options_.first_bucket_bytes;
+    Bucket current;
+    size_t current_bytes = 0;
+    c10::ScalarType current_type = c10::ScalarType::Undefined;
+    auto close = [&] {
+      if (current.params.empty()) return;
+      int64_t total = current.offsets.back() + params_[current.params.back()].numel();
+      current.flat = torch::zeros({total}, torch::TensorOptions().dtype(current_type));
+      buckets_.push_back(std::move(current));
+      current = Bucket{};
+      current_bytes = 0;
+      limit = options_.bucket_bytes;
+    };
+    for (size_t i = params_.size(); i-- > 0;) {
+      const auto& p = params_[i];
+      size_t bytes = p.numel() * p.element_size();
+      if (!current.params.empty() && (p.scalar_type() != current_type || current_bytes + bytes > limit)) close();
+      current_type = p.scalar_type();
+      to_dtype(current_type);  // rejects dtypes the communicator cannot reduce
+      int64_t offset = current.params.empty() ? 0 : current.offsets.back() + params_[current.params.back()].numel();
+      current.params.push_back(i);
+      current.offsets.push_back(offset);
+      current_bytes += bytes;
+      bucket_of_parameter_[i] = static_cast<int>(buckets_.size());
+    }
+    close();
+    slot_in_bucket_.assign(params_.size(), 0);
+    for (auto& b : buckets_) {
+      for (size_t k = 0; k < b.params.size(); ++k) slot_in_bucket_[b.params[k]] = k;
+    }
+  }
+
+  void register_hooks() {
+    using torch::autograd::variable_list;
+    for (size_t i = 0; i < params_.size(); ++i) {
+      auto acc = torch::autograd::impl::grad_accumulator(params_[i]);
+      auto hook = std::make_unique<torch::autograd::utils::LambdaPostHook>(
+          [this, i](const variable_list& outputs, const variable_list&) {
+            on_gradient(i);
+            return outputs;
+          });
+      hook_keys_.push_back(acc->add_post_hook(std::move(hook)));
+      accumulators_.push_back(std::move(acc));
+    }
+  }
+
+  // Runs on the autograd thread once parameter i's .grad holds this step's gradient.
+  void on_gradient(size_t i) {
+    if (!armed_ || ready_[i]) return;
+    ready_[i] = true;
+    Bucket& b = buckets_[bucket_of_parameter_[i]];
+    size_t k = slot_in_bucket_[i];
+    torch::NoGradGuard no_grad;
+    b.flat.narrow(0, b.offsets[k], params_[i].numel()).copy_(params_[i].grad().reshape({-1}));
+    if (--b.pending == 0) launch(b);
+  }
+
+  void launch(Bucket& b) {
+    b.work = comm_.allreduce_async(b.flat.data_ptr(), b.flat.numel(), to_dtype(b.flat.scalar_type()),
+                                   ReduceOp::kAvg);
+    ++stats_.allreduces;
+    stats_.bytes_communicated += b.flat.numel() * b.flat.element_size();
+  }
+
+  std::shared_ptr<torch::nn::Module> module_;
+  Communicator& comm_;
+  DdpOptions options_;
+  std::vector<torch::Tensor> params_;
+  std::vector<torch::Tensor> buffers_;
+  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators_;
+  std::vector<uintptr_t> hook_keys_;
+  std::vector<size_t> slot_in_bucket_;
+  std::vector<bool> ready_;
+  bool armed_ = false;
+  int64_t steps_ = 0;
+};
+
+DistributedDataParallel::DistributedDataParallel(std::shared_ptr<torch::nn::Module> module,
+                                                 Communicator& comm, DdpOptions options)
+    : impl_(std::make_unique<Impl>(std::move(module), comm, options)) {}
+DistributedDataParallel::~DistributedDataParallel() = default;
+
+void DistributedDataParallel::prepare_backward(bool sync) { impl_->prepare_backward(sync); }
+void DistributedDataParallel::finish_backward() { impl_->finish_backward(); }
+void DistributedDataParallel::after_optimizer_step() { impl_->after_optimizer_step(); }
+void DistributedDataParallel::average_parameters() { impl_->average_parameters(); }
+const std::vector<int>& DistributedDataParallel::bucket_of_parameter() const { return impl_->bucket_of_parameter_; }
+int DistributedDataParallel::num_buckets() const { return static_cast<int>(impl_->buckets_.size()); }
+const DdpStats& DistributedDataParallel::stats() const { return impl_->stats_; }
+
+}  // namespace dtrain
