@@ -1,0 +1,99 @@
+// The TcpStore wire protocol (private to the TCP store; documented in docs/store.md).
+//
+// Every message is a 16-byte header followed by `length` payload bytes. All integers are
+// little-endian, whatever the host:
+//
+//   offset  size  field
+//   0       4     magic    0x53545444 (the bytes "DTTS")
+//   4       2     version  kProtocolVersion
+//   6       2     type     MessageType
+//   8       8     length   payload bytes; a receiver refuses length > its max_message_bytes
+//                          BEFORE allocating anything for the payload
+//
+// Payload fields are fixed-width integers or byte strings (u32 length + bytes). A connection
+// carries one request at a time: the client sends a request and reads exactly one reply (kReply or
+// kError) before it sends the next. The first request must be kHello.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "dtrain/error.h"
+
+namespace dtrain::store_detail {
+
+inline constexpr uint32_t kMagic = 0x53545444;  // "DTTS" on the wire
+inline constexpr uint16_t kProtocolVersion = 1;
+inline constexpr size_t kHeaderBytes = 16;
+
+// Only ever grows at the end. Requests are client -> server; kReply/kError are server -> client.
+enum class MessageType : uint16_t {
+  kHello = 1,       // bytes secret                                   -> kReply {}
+  kSet = 2,         // bytes key, bytes value                          -> kReply {}
+  kGet = 3,         // bytes key, u64 timeout_ms                       -> kReply {bytes value}
+  kTryGet = 4,      // bytes key                                       -> kReply {u8 present, [bytes value]}
+  kAdd = 5,         // bytes key, i64 delta                            -> kReply {i64 new value}
+  kCompareSet = 6,  // bytes key, u8 has_expected, [bytes expected], bytes desired
+                    //                                                 -> kReply {u8 present, [bytes value]}
+  kWait = 7,        // u64 timeout_ms, u32 count, count x bytes key    -> kReply {}
+  kRemove = 8,      // bytes key                                       -> kReply {u8 existed}
+  kReply = 9,       // the successful answer to the previous request
+  kError = 10,      // u32 ErrorCode, bytes message
+};
+inline constexpr uint16_t kLastMessageType = 10;
+
+struct Header {
+  uint32_t magic = kMagic;
+  uint16_t version = kProtocolVersion;
+  MessageType type = MessageType::kReply;
+  uint64_t length = 0;
+};
+
+void encode_header(const Header& header, char out[kHeaderBytes]);
+Header decode_header(const char in[kHeaderBytes]);
+
+// Why a header is unacceptable (bad magic, other version, unknown type, payload over
+// max_payload_bytes), or nullopt if it is fine.
+std::optional<std::string> header_problem(const Header& header, size_t max_payload_bytes);
+
+// A whole message: header + payload.
+std::string make_frame(MessageType type, std::string_view payload);
+std::string make_error_frame(ErrorCode code, std::string_view message);
+
+// Appends payload fields.
+class PayloadWriter {
+ public:
+  PayloadWriter& u8(uint8_t v);
+  PayloadWriter& u32(uint32_t v);
+  PayloadWriter& u64(uint64_t v);
+  PayloadWriter& i64(int64_t v) { return u64(static_cast<uint64_t>(v)); }
+  // u32 length + bytes. InvalidArgumentError if longer than 4 GiB - 1.
+  PayloadWriter& bytes(std::string_view v);
+  std::string take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+// Reads payload fields; every read past the end, and leftover bytes at finish(), throw
+// CorruptError (the sender is broken or hostile).
+class PayloadReader {
+ public:
+  explicit PayloadReader(std::string_view payload) : in_(payload) {}
+  uint8_t u8();
+  uint32_t u32();
+  uint64_t u64();
+  int64_t i64() { return static_cast<int64_t>(u64()); }
+  std::string bytes();
+  size_t remaining() const { return in_.size(); }
+  void finish() const;
+
+ private:
+  std::string_view take(size_t n);
+  std::string_view in_;
+};
+
+}  // namespace dtrain::store_detail

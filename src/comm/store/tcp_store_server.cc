@@ -1,0 +1,350 @@
+// TcpStoreServer: one poll() loop thread ("dtrain-store") owns the listening socket, every client
+// connection and the TcpStoreService. Destruction wakes the loop through an eventfd and joins it.
+//
+// Per connection: bytes are read into `in` as they arrive, and a message is handled only once its
+// whole payload is there; its header is checked first, so an oversized length is refused before
+// any payload is buffered (`in` never holds more than one header + max_message_bytes + one read).
+// Replies go to `out`; while `out` is not empty the connection's further requests wait (back
+// pressure), and while a get/wait is pending any byte from that client is a protocol violation.
+#include <poll.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cerrno>
+#include <map>
+#include <thread>
+
+#include "comm/store/store_socket.h"
+#include "comm/store/tcp_store_protocol.h"
+#include "comm/store/tcp_store_service.h"
+#include "dtrain/error.h"
+#include "dtrain/tcp_store.h"
+
+namespace dtrain {
+
+using store_detail::MessageType;
+using store_detail::UniqueFd;
+
+namespace {
+
+constexpr size_t kReadChunk = 64 * 1024;
+constexpr int kReadsPerWakeup = 16;  // bounds the time one fast sender holds the loop
+constexpr std::chrono::milliseconds kAcceptBackoff{100};  // after running out of descriptors
+
+// Runs in time that depends only on the lengths, not on where the secrets differ.
+bool secrets_equal(std::string_view a, std::string_view b) {
+  unsigned diff = a.size() == b.size() ? 0 : 1;
+  size_t n = std::max(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    diff |= static_cast<unsigned>(x ^ y);
+  }
+  return diff == 0;
+}
+
+std::string peer_name(int fd) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof(addr);
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "?";
+  char text[INET6_ADDRSTRLEN] = "?";
+  uint16_t port = 0;
+  if (addr.ss_family == AF_INET) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&addr);
+    inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text));
+    port = ntohs(in->sin_port);
+  } else if (addr.ss_family == AF_INET6) {
+    auto* in = reinterpret_cast<sockaddr_in6*>(&addr);
+    inet_ntop(AF_INET6, &in->sin6_addr, text, sizeof(text));
+    port = ntohs(in->sin6_port);
+  }
+  return store_detail::join_host_port(text, port);
+}
+
+}  // namespace
+
+class TcpStoreServer::Impl {
+ public:
+  Impl(const std::string& host, uint16_t port, TcpStoreOptions options)
+      : host_(host), options_(std::move(options)) {
+    listen_fd_ = store_detail::listen_tcp(host, port, &port_);
+    wake_fd_.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    if (!wake_fd_.valid()) throw IoError("store server: eventfd failed: " + store_detail::errno_text(errno));
+    thread_ = std::thread([this] { run(); });
+    pthread_setname_np(thread_.native_handle(), "dtrain-store");
+  }
+
+  ~Impl() {
+    stop_.store(true);
+    uint64_t one = 1;
+    ssize_t rc = ::write(wake_fd_.get(), &one, sizeof(one));
+    (void)rc;  // a full eventfd counter still wakes the loop
+    thread_.join();
+  }
+
+  uint16_t port() const { return port_; }
+  const std::string& host() const { return host_; }
+
+ private:
+  struct Connection {
+    UniqueFd fd;
+    std::string peer;
+    bool authenticated = false;
+    bool dead = false;  // closed at the end of this loop iteration
+    std::string in;
+    size_t in_consumed = 0;
+    std::string out;
+    size_t out_sent = 0;
+  };
+  using Clock = std::chrono::steady_clock;
+
+  void run();
+  void loop_once();
+  void accept_all();
+  void on_readable(uint64_t id, Connection& c);
+  void process(uint64_t id, Connection& c);
+  void dispatch(uint64_t id, Connection& c, MessageType type, std::string_view payload);
+  // Sends `code: message` (best effort), logs, and closes the connection.
+  void reject(Connection& c, ErrorCode code, const std::string& message);
+  void queue(uint64_t id, std::string frame);
+  void flush(Connection& c);
+  void close_dead();
+
+  std::string host_;
+  uint16_t port_ = 0;
+  TcpStoreOptions options_;
+  UniqueFd listen_fd_;
+  UniqueFd wake_fd_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  // Owned by the loop thread:
+  store_detail::TcpStoreService service_;
+  std::map<uint64_t, Connection> connections_;
+  uint64_t next_id_ = 1;
+  Clock::time_point accept_paused_until_{};
+};
+
+void TcpStoreServer::Impl::run() {
+  while (!stop_.load()) {
+    try {
+      loop_once();
+    } catch (const std::exception& e) {
+      // Only a broken poll() or memory exhaustion gets here; keep serving after a pause.
+      spdlog::error("dtrain store server {}: {}", store_detail::join_host_port(host_, port_), e.what());
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+}
+
+void TcpStoreServer::Impl::loop_once() {
+  std::vector<pollfd> fds;
+  std::vector<uint64_t> ids;
+  fds.reserve(connections_.size() + 2);
+  auto now = Clock::now();
+  bool accepting = now >= accept_paused_until_;
+  fds.push_back({wake_fd_.get(), POLLIN, 0});
+  fds.push_back({accepting ? listen_fd_.get() : -1, POLLIN, 0});
+  for (auto& [id, c] : connections_) {
+    // Back pressure: no new requests from a client while its last reply is still going out.
+    short events = c.out.empty() ? POLLIN : POLLOUT;
+    fds.push_back({c.fd.get(), events, 0});
+    ids.push_back(id);
+  }
+  int timeout_ms = accepting ? -1 : static_cast<int>(kAcceptBackoff.count());
+  if (auto expiry = service_.next_expiry()) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(*expiry - now).count();
+    int wait = static_cast<int>(std::clamp<int64_t>(left, 0, 1 << 30));
+    timeout_ms = timeout_ms < 0 ? wait : std::min(timeout_ms, wait);
+  }
+  int rc = ::poll(fds.data(), fds.size(), timeout_ms);
+  if (rc < 0 && errno != EINTR) throw IoError("poll failed: " + store_detail::errno_text(errno));
+  if (stop_.load()) return;
+  if (rc > 0) {
+    if (fds[1].revents & POLLIN) accept_all();
+    for (size_t i = 0; i < ids.size(); ++i) {
+      short revents = fds[i + 2].revents;
+      if (revents == 0) continue;
+      auto it = connections_.find(ids[i]);
+      if (it == connections_.end() || it->second.dead) continue;
+      Connection& c = it->second;
+      if (revents & POLLOUT) {
+        flush(c);
+        if (!c.dead && c.out.empty()) process(ids[i], c);
+      } else {
+        on_readable(ids[i], c);
+      }
+    }
+  }
+  for (auto& o : service_.take_ready()) queue(o.conn, std::move(o.frame));
+  for (auto& o : service_.expire(Clock::now())) queue(o.conn, std::move(o.frame));
+  close_dead();
+}
+
+void TcpStoreServer::Impl::accept_all() {
+  while (true) {
+    int fd = ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        spdlog::warn("dtrain store server: cannot accept ({}); pausing accepts",
+                     store_detail::errno_text(errno));
+        accept_paused_until_ = Clock::now() + kAcceptBackoff;
+      }
+      return;  // EAGAIN: no more pending connections
+    }
+    store_detail::set_nodelay(fd);
+    Connection c;
+    c.fd.reset(fd);
+    c.peer = peer_name(fd);
+    connections_.emplace(next_id_++, std::move(c));
+  }
+}
+
+void TcpStoreServer::Impl::on_readable(uint64_t id, Connection& c) {
+  for (int i = 0; i < kReadsPerWakeup && !c.dead; ++i) {
+    size_t old = c.in.size();
+    c.in.resize(old + kReadChunk);
+    ssize_t n = ::recv(c.fd.get(), c.in.data() + old, kReadChunk, 0);
+    c.in.resize(old + (n > 0 ? static_cast<size_t>(n) : 0));
+    if (n == 0) {
+      c.dead = true;  // the client closed its end
+      return;
+    }
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) c.dead = true;
+      return;
+    }
+    process(id, c);
+    if (!c.out.empty()) return;  // back pressure
+  }
+}
+
+void TcpStoreServer::Impl::process(uint64_t id, Connection& c) {
+  while (!c.dead && c.out.empty()) {
+    size_t available = c.in.size() - c.in_consumed;
+    if (service_.pending(id)) {
+      if (available > 0) reject(c, ErrorCode::kCorrupt, "request sent while a wait is pending");
+      break;
+    }
+    if (available < store_detail::kHeaderBytes) break;
+    const char* start = c.in.data() + c.in_consumed;
+    store_detail::Header h = store_detail::decode_header(start);
+    if (auto problem = store_detail::header_problem(h, options_.max_message_bytes)) {
+      reject(c, h.magic == store_detail::kMagic && h.version != store_detail::kProtocolVersion
+                    ? ErrorCode::kMismatch
+                    : ErrorCode::kCorrupt,
+             "bad message header: " + *problem);
+      break;
+    }
+    if (available - store_detail::kHeaderBytes < h.length) break;  // the rest is still coming
+    std::string_view payload(start + store_detail::kHeaderBytes, h.length);
+    c.in_consumed += store_detail::kHeaderBytes + h.length;
+    dispatch(id, c, h.type, payload);
+  }
+  if (c.in_consumed == c.in.size()) {
+    c.in.clear();
+    c.in_consumed = 0;
+  } else if (c.in_consumed > kReadChunk) {
+    c.in.erase(0, c.in_consumed);
+    c.in_consumed = 0;
+  }
+}
+
+void TcpStoreServer::Impl::dispatch(uint64_t id, Connection& c, MessageType type,
+                                    std::string_view payload) {
+  if (!c.authenticated) {
+    if (type != MessageType::kHello) {
+      reject(c, ErrorCode::kUnauthenticated, "the first store message must be a hello with the secret");
+      return;
+    }
+    store_detail::PayloadReader r(payload);
+    std::string secret;
+    try {
+      secret = r.bytes();
+      r.finish();
+    } catch (const Error& e) {
+      reject(c, ErrorCode::kCorrupt, e.what());
+      return;
+    }
+    if (!secrets_equal(secret, options_.secret)) {
+      reject(c, ErrorCode::kUnauthenticated, "store client presented a wrong secret");
+      return;
+    }
+    c.authenticated = true;
+    queue(id, store_detail::make_frame(MessageType::kReply, {}));
+    return;
+  }
+  try {
+    if (auto reply = service_.handle(id, type, payload, Clock::now())) queue(id, std::move(*reply));
+  } catch (const Error& e) {
+    reject(c, e.code(), e.what());
+  }
+}
+
+void TcpStoreServer::Impl::reject(Connection& c, ErrorCode code, const std::string& message) {
+  spdlog::warn("dtrain store server: dropping connection from {}: {}", c.peer, message);
+  c.out.append(store_detail::make_error_frame(code, message));
+  flush(c);  // best effort: one non-blocking send
+  c.dead = true;
+}
+
+void TcpStoreServer::Impl::queue(uint64_t id, std::string frame) {
+  auto it = connections_.find(id);
+  if (it == connections_.end() || it->second.dead) return;
+  Connection& c = it->second;
+  if (c.out.empty()) {
+    c.out = std::move(frame);
+  } else {
+    c.out.append(frame);
+  }
+  flush(c);
+}
+
+void TcpStoreServer::Impl::flush(Connection& c) {
+  while (c.out_sent < c.out.size()) {
+    ssize_t n = ::send(c.fd.get(), c.out.data() + c.out_sent, c.out.size() - c.out_sent,
+                       MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      c.out_sent += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    c.dead = true;  // the client is gone
+    return;
+  }
+  c.out.clear();
+  c.out_sent = 0;
+}
+
+void TcpStoreServer::Impl::close_dead() {
+  for (auto it = connections_.begin(); it != connections_.end();) {
+    if (it->second.dead) {
+      service_.drop(it->first);
+      it = connections_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+TcpStoreServer::TcpStoreServer(const std::string& host, uint16_t port, TcpStoreOptions options)
+    : impl_(std::make_unique<Impl>(host, port, std::move(options))) {}
+
+TcpStoreServer::~TcpStoreServer() = default;
+
+uint16_t TcpStoreServer::port() const { return impl_->port(); }
+
+std::string TcpStoreServer::address() const {
+  return store_detail::join_host_port(impl_->host(), impl_->port());
+}
+
+}  // namespace dtrain
