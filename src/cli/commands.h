@@ -1,4 +1,9 @@
-// The subcommands of the dtrain binary. Each adds itself to the CLI11 app in its own file.
+// The subcommands of the dtrain binary: a registry of one function per subcommand.
+//
+// Adding a subcommand `foo` is a new file src/cli/foo_command.cc defining
+//   Subcommand add_foo_command(CLI::App& parent);
+// (add the CLI11 sub-app with its options bound to state the returned action owns) plus its line
+// in kSubcommands below. Nothing else: the file is picked up by the build's glob.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -6,7 +11,39 @@
 
 namespace dtrain::cli {
 
+// Exit codes shared by the subcommands (a subcommand's own code, e.g. a worker's, passes through).
+inline constexpr int kExitUsage = 2;   // bad flags or values: a usage message was printed
+inline constexpr int kExitError = 2;   // a dtrain::Error before the work started
+
+struct Subcommand {
+  CLI::App* app = nullptr;  // the sub-app, owned by the parent app
+  // Runs after a successful parse; returns the exit code. May throw dtrain::Error (printed by
+  // run_main as "dtrain: error: <message>", exit kExitError).
+  std::function<int()> run;
+};
+
+using AddSubcommand = Subcommand (*)(CLI::App& parent);
+
+// The registry, one line per subcommand (defined in src/cli/<name>_command.cc), in the order
+// `dtrain --help` lists them.
+Subcommand add_launch_command(CLI::App& parent);  // launch_command.cc
+#if DTRAIN_HAVE_TORCH
+Subcommand add_train_command(CLI::App& parent);  // train_command.cc
+Subcommand add_run_command(CLI::App& parent);    // run_command.cc
+#endif
+
+inline constexpr AddSubcommand kSubcommands[] = {
+    add_launch_command,
+#if DTRAIN_HAVE_TORCH
+    add_train_command,
+    add_run_command,
+#endif
+};
+
 // Parses argv, runs the chosen subcommand, returns the process exit code. Never throws.
+//   no subcommand            -> help on stderr, kExitUsage
+//   --help                   -> help on stdout, 0
+//   unknown flag, bad value  -> the error and the subcommand's usage on stderr, kExitUsage
 int run_main(int argc, char** argv);
 
 }  // namespace dtrain::cli

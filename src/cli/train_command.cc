@@ -1,0 +1,95 @@
+// `dtrain train`: the worker. Reads its place in the job from the environment (env.h), connects
+// to the other ranks, trains (trainer.h); rank 0 prints progress and the summary.
+//
+// Exit codes: 0 done; 2 bad flags or config (the message names the key); 1 a runtime fault
+// (the message names the error kind and the rank, e.g. "error [peer lost] on rank 1: ...").
+#include "cli/commands.h"
+
+#if DTRAIN_HAVE_TORCH
+
+#include <fstream>
+#include <iostream>
+#include <memory>
+
+#include "cli/train_flags.h"
+#include "dtrain/env.h"
+#include "dtrain/error.h"
+#include "dtrain/log.h"
+#include "dtrain/trainer.h"
+
+namespace dtrain::cli {
+namespace {
+
+// Options of `dtrain train` that are not config keys: how `dtrain run` talks to its workers.
+struct WorkerFlags {
+  TrainFlags train;
+  std::string result_json;  // rank 0 writes its TrainResult here (JSON)
+  std::string progress = "auto";  // auto | tty | plain
+  bool no_summary = false;
+};
+
+int run_train(const WorkerFlags& flags) {
+  TrainConfig config;
+  try {
+    config = config_from_flags(flags.train);
+  } catch (const InvalidArgumentError& e) {
+    std::cerr << "dtrain train: bad config: " << e.what() << "\n";
+    return kExitBadConfig;
+  }
+  int rank = 0;
+  try {
+    WorldInfo world = world_from_env();
+    rank = world.rank;
+    init_logging(world.rank, log_level_from_env(LogLevel::kWarn));
+    CommOptions comm_options;
+    auto timeout = std::chrono::milliseconds(static_cast<int64_t>(config.timeout_s * 1000));
+    comm_options.timeout = timeout;
+    comm_options.connect_timeout = std::max(timeout, kDefaultTimeout);
+    std::unique_ptr<Communicator> comm;
+    if (world.world_size > 1) comm = connect_world(world, comm_options);
+
+    TrainOutput output;
+    if (flags.progress == "tty") output.terminal = true;
+    if (flags.progress == "plain") output.terminal = false;
+    output.summary = !flags.no_summary;
+    TrainResult result = train(config, comm.get(), std::cout, output);
+    if (rank == 0 && !flags.result_json.empty()) {
+      std::ofstream out(flags.result_json, std::ios::trunc);
+      out << train_result_to_json(result) << "\n";
+      if (!out) throw IoError("cannot write result file '" + flags.result_json + "'");
+    }
+    return 0;
+  } catch (const InvalidArgumentError& e) {
+    std::cerr << "dtrain train: bad config: " << e.what() << "\n";
+    return kExitBadConfig;
+  } catch (const Error& e) {
+    std::cerr << "dtrain train: error [" << error_code_name(e.code()) << "] on rank " << rank
+              << ": " << e.what() << "\n";
+    return kExitRuntime;
+  } catch (const std::exception& e) {
+    std::cerr << "dtrain train: error [internal] on rank " << rank << ": " << e.what() << "\n";
+    return kExitRuntime;
+  }
+}
+
+}  // namespace
+
+Subcommand add_train_command(CLI::App& parent) {
+  auto flags = std::make_shared<WorkerFlags>();
+  CLI::App* sub = parent.add_subcommand(
+      "train", "Train as one worker of a job (rank and store from the environment; see `dtrain "
+               "launch`), or alone: dtrain train [flags | --config FILE]");
+  add_train_flags(*sub, flags->train);
+  sub->add_option("--result-json", flags->result_json, "rank 0 writes the result here (JSON)")
+      ->group("Worker");
+  sub->add_option("--progress", flags->progress, "progress bar: auto (if a terminal), tty, plain")
+      ->check(CLI::IsMember({"auto", "tty", "plain"}))
+      ->group("Worker");
+  sub->add_flag("--no-summary", flags->no_summary, "do not print the summary table")
+      ->group("Worker");
+  return {sub, [flags] { return run_train(*flags); }};
+}
+
+}  // namespace dtrain::cli
+
+#endif  // DTRAIN_HAVE_TORCH

@@ -1,0 +1,51 @@
+// SignalWatch: receives chosen signals through a file descriptor instead of handlers.
+//
+// While a SignalWatch lives, its signals are blocked in the calling thread and arrive on fd()
+// (a non-blocking signalfd) for poll(). Threads started afterwards inherit the blocked mask, so
+// the signals are not consumed by them. The destructor discards signals still pending and
+// restores the thread's previous mask. Process-directed signals reach the signalfd only when
+// every thread blocks them: construct it before starting threads.
+//
+// ScopedIgnore: sets a signal's disposition to SIG_IGN for its lifetime (SIGPIPE while writing to
+// a stdout that may be closed).
+#pragma once
+
+#include <signal.h>
+
+#include <initializer_list>
+#include <vector>
+
+#include "launch/unique_fd.h"
+
+namespace dtrain::launcher {
+
+class SignalWatch {
+ public:
+  explicit SignalWatch(std::initializer_list<int> signals);  // IoError if signalfd fails
+  ~SignalWatch();
+  SignalWatch(const SignalWatch&) = delete;
+  SignalWatch& operator=(const SignalWatch&) = delete;
+
+  int fd() const { return fd_.get(); }
+  // The signals received since the last call, in arrival order; never blocks.
+  std::vector<int> take();
+
+ private:
+  sigset_t watched_;
+  sigset_t previous_;
+  UniqueFd fd_;
+};
+
+class ScopedIgnore {
+ public:
+  explicit ScopedIgnore(int sig);
+  ~ScopedIgnore();
+  ScopedIgnore(const ScopedIgnore&) = delete;
+  ScopedIgnore& operator=(const ScopedIgnore&) = delete;
+
+ private:
+  int sig_;
+  struct sigaction previous_;
+};
+
+}  // namespace dtrain::launcher

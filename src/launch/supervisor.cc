@@ -1,0 +1,226 @@
+#include "launch/supervisor.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <optional>
+
+#include <spdlog/spdlog.h>
+
+#include "launch/line_prefixer.h"
+
+namespace dtrain::launcher {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr std::chrono::milliseconds kTick{200};
+constexpr size_t kReadChunk = 64 * 1024;
+
+// Writes all of data to fd; drops it if the reader is gone (EPIPE) or the fd is broken.
+void write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n > 0) {
+      data.remove_prefix(static_cast<size_t>(n));
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && errno == EAGAIN) {
+      pollfd p{fd, POLLOUT, 0};
+      ::poll(&p, 1, static_cast<int>(kTick.count()));
+    } else {
+      return;
+    }
+  }
+}
+
+struct Stream {
+  UniqueFd fd;
+  LinePrefixer prefixer;
+  int sink_fd;
+};
+
+struct Tracked {
+  WorkerProcess process;
+  Stream out;
+  Stream err;
+  bool running = true;
+};
+
+class Supervisor {
+ public:
+  Supervisor(std::vector<WorkerProcess> workers, SignalWatch& signals,
+             const SupervisorOptions& options)
+      : signals_(signals), options_(options) {
+    for (auto& w : workers) {
+      std::string prefix = options.prefix_output ? "[rank " + std::to_string(w.rank) + "] " : "";
+      Tracked t{std::move(w), Stream{UniqueFd(), LinePrefixer(prefix), options.out_fd},
+                Stream{UniqueFd(), LinePrefixer(prefix), options.err_fd}};
+      t.out.fd = std::move(t.process.out);
+      t.err.fd = std::move(t.process.err);
+      tracked_.push_back(std::move(t));
+    }
+  }
+
+  int run() {
+    while (true) {
+      reap();
+      bool any_running = std::any_of(tracked_.begin(), tracked_.end(),
+                                     [](const Tracked& t) { return t.running; });
+      if (!any_running) {
+        if (!drain_deadline_) drain_deadline_ = Clock::now() + options_.drain_timeout;
+        if (!any_stream_open() || Clock::now() >= *drain_deadline_) break;
+      }
+      if (kill_deadline_ && Clock::now() >= *kill_deadline_) kill_remaining("did not stop within the grace period");
+      wait_for_events();
+    }
+    for (auto& t : tracked_) {
+      close_stream(t.out);
+      close_stream(t.err);
+    }
+    if (first_failure_) return *first_failure_;
+    if (stop_signal_) return 128 + *stop_signal_;
+    return 0;
+  }
+
+ private:
+  bool any_stream_open() const {
+    return std::any_of(tracked_.begin(), tracked_.end(),
+                       [](const Tracked& t) { return t.out.fd.valid() || t.err.fd.valid(); });
+  }
+
+  void reap() {
+    for (auto& t : tracked_) {
+      if (!t.running) continue;
+      int status = 0;
+      pid_t pid = ::waitpid(t.process.pid, &status, WNOHANG);
+      if (pid == 0 || (pid < 0 && errno == EINTR)) continue;
+      t.running = false;
+      if (pid < 0) {
+        spdlog::error("worker rank {}: waitpid failed; treating it as failed", t.process.rank);
+        status = W_EXITCODE(1, 0);
+      }
+      bool failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+      if (stopping()) {
+        spdlog::info("worker rank {} {}", t.process.rank, describe_exit(status));
+      } else if (failed) {
+        spdlog::error("worker rank {} {}; stopping the other workers", t.process.rank,
+                      describe_exit(status));
+        first_failure_ = exit_code_of(status);
+        stop_all(SIGTERM);
+      } else {
+        spdlog::debug("worker rank {} exited with code 0", t.process.rank);
+      }
+    }
+  }
+
+  bool stopping() const { return first_failure_.has_value() || stop_signal_.has_value(); }
+
+  void stop_all(int sig) {
+    for (auto& t : tracked_) {
+      if (t.running) signal_worker(t.process, sig);
+    }
+    kill_deadline_ = Clock::now() + options_.grace_period;
+  }
+
+  void kill_remaining(const char* why) {
+    std::string ranks;
+    for (auto& t : tracked_) {
+      if (!t.running) continue;
+      ranks += (ranks.empty() ? "" : ", ") + std::to_string(t.process.rank);
+      signal_worker(t.process, SIGKILL);
+    }
+    if (!ranks.empty()) spdlog::warn("workers (rank {}) {}: sending SIGKILL", ranks, why);
+    kill_deadline_.reset();
+  }
+
+  void on_signal(int sig) {
+    if (sig == SIGCHLD) return;  // reap() runs on every wake-up
+    if (!stopping()) {
+      spdlog::warn("received {}: forwarding it to the workers", signal_name(sig));
+      stop_signal_ = sig;
+      stop_all(sig);
+    } else if (kill_deadline_) {
+      spdlog::warn("received {} while stopping", signal_name(sig));
+      kill_remaining("were still running at a second signal");
+    }
+  }
+
+  void wait_for_events() {
+    std::vector<pollfd> fds;
+    std::vector<Stream*> streams;
+    fds.push_back({signals_.fd(), POLLIN, 0});
+    streams.push_back(nullptr);
+    for (auto& t : tracked_) {
+      for (Stream* s : {&t.out, &t.err}) {
+        if (!s->fd.valid()) continue;
+        fds.push_back({s->fd.get(), POLLIN, 0});
+        streams.push_back(s);
+      }
+    }
+    auto timeout = kTick;
+    auto now = Clock::now();
+    for (auto deadline : {kill_deadline_, drain_deadline_}) {
+      if (!deadline) continue;
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - now);
+      timeout = std::clamp(left + std::chrono::milliseconds(1), std::chrono::milliseconds(0), timeout);
+    }
+    int n = ::poll(fds.data(), fds.size(), static_cast<int>(timeout.count()));
+    if (n <= 0) return;
+    if (fds[0].revents != 0) {
+      for (int sig : signals_.take()) on_signal(sig);
+    }
+    for (size_t i = 1; i < fds.size(); ++i) {
+      if (fds[i].revents != 0) pump(*streams[i]);
+    }
+  }
+
+  // Reads what the pipe holds now; at end of stream flushes the partial line and closes it.
+  void pump(Stream& s) {
+    char buffer[kReadChunk];
+    std::string out;
+    while (true) {
+      ssize_t n = ::read(s.fd.get(), buffer, sizeof(buffer));
+      if (n > 0) {
+        s.prefixer.feed(std::string_view(buffer, static_cast<size_t>(n)), out);
+        if (static_cast<size_t>(n) < sizeof(buffer)) break;
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) break;
+      s.prefixer.finish(out);  // EOF or a broken pipe
+      s.fd.reset();
+      break;
+    }
+    write_all(s.sink_fd, out);
+  }
+
+  void close_stream(Stream& s) {
+    if (!s.fd.valid()) return;
+    pump(s);
+    std::string out;
+    s.prefixer.finish(out);
+    write_all(s.sink_fd, out);
+    s.fd.reset();
+  }
+
+  SignalWatch& signals_;
+  const SupervisorOptions& options_;
+  std::vector<Tracked> tracked_;
+  std::optional<int> first_failure_;     // exit code of the first worker that failed
+  std::optional<int> stop_signal_;       // signal that asked the launcher to stop
+  std::optional<Clock::time_point> kill_deadline_;   // SIGKILL whoever still runs then
+  std::optional<Clock::time_point> drain_deadline_;  // stop reading output then
+};
+
+}  // namespace
+
+int supervise(std::vector<WorkerProcess> workers, SignalWatch& signals,
+              const SupervisorOptions& options) {
+  return Supervisor(std::move(workers), signals, options).run();
+}
+
+}  // namespace dtrain::launcher
