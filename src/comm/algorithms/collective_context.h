@@ -1,0 +1,96 @@
+// CollectiveContext: what one running collective needs from its communicator, so the algorithms
+// (this folder) are written once over Transport's point-to-point primitives.
+//
+// Tags: every message of collective number `seq` uses the Gloo slot
+//   bit 63 = 0 (user point-to-point tags set it), bits 62..8 = seq, bits 7..0 = phase,
+// where the phase names the message kind inside the collective (descriptor, fold, ring pass...).
+// The transport matches messages per (peer, tag) in posting order, so one phase may carry many
+// messages as long as both sides post them in the same order.
+//
+// Scratch: long-lived, pre-touched buffers owned by the communicator (page faults on fresh
+// memory cost ~12 us per 4 KiB page, far more than the copy itself). Index i names one buffer;
+// buffer(i, n) returns at least n bytes and keeps them for the next collective.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "dtrain/deadline.h"
+#include "dtrain/dtype.h"
+#include "dtrain/transport.h"
+
+namespace dtrain::algorithms {
+
+// Phases (low 8 bits of a collective's tag).
+enum Phase : uint8_t {
+  kPhaseDescriptor = 1,
+  kPhaseFold = 2,
+  kPhaseExchange = 3,
+  kPhaseUnfold = 4,
+  kPhaseReduceScatter = 5,
+  kPhaseAllgather = 6,
+  kPhaseBroadcast = 7,
+  kPhaseAlltoall = 8,
+};
+
+// Scratch indices.
+enum ScratchIndex : int { kScratchRing = 0, kScratchRecv = 1, kScratchWork = 2, kScratchCount = 3 };
+
+class ScratchBuffers {
+ public:
+  // At least `bytes` bytes, pre-touched; valid until the next call with the same index.
+  char* buffer(int index, size_t bytes);
+
+ private:
+  struct Slot {
+    std::unique_ptr<char[]> data;
+    size_t size = 0;
+  };
+  Slot slots_[kScratchCount];
+};
+
+struct CollectiveContext {
+  Transport& transport;
+  uint64_t seq;                // collective number, the same on every rank
+  Deadline deadline;           // the whole collective must finish by then
+  ScratchBuffers& scratch;
+  std::atomic<uint64_t>& bytes_sent;
+  std::atomic<uint64_t>& bytes_received;
+  size_t segment_bytes;        // pipeline segment of ring/chain algorithms (bytes)
+  size_t small_bytes;          // at most this many bytes: latency-optimal variants
+
+  int rank() const { return transport.rank(); }
+  int size() const { return transport.size(); }
+  uint64_t tag(Phase phase) const { return ((seq & ((uint64_t{1} << 55) - 1)) << 8) | phase; }
+
+  std::unique_ptr<TransportOp> send(const void* data, size_t nbytes, int peer, Phase phase) {
+    bytes_sent.fetch_add(nbytes, std::memory_order_relaxed);
+    return transport.isend(data, nbytes, peer, tag(phase));
+  }
+  std::unique_ptr<TransportOp> recv(void* data, size_t nbytes, int peer, Phase phase) {
+    bytes_received.fetch_add(nbytes, std::memory_order_relaxed);
+    return transport.irecv(data, nbytes, peer, tag(phase));
+  }
+  void wait(TransportOp& op) { op.wait(deadline); }
+  void wait_all(std::vector<std::unique_ptr<TransportOp>>& ops) {
+    for (auto& op : ops) op->wait(deadline);
+    ops.clear();
+  }
+};
+
+// A block of a buffer, in elements.
+struct Block {
+  size_t offset = 0;
+  size_t count = 0;
+};
+
+// `count` elements split into `parts` blocks as evenly as possible (the first count % parts
+// blocks get one more element).
+std::vector<Block> even_blocks(size_t count, int parts);
+// Blocks of the given sizes, laid out back to back.
+std::vector<Block> blocks_of(const std::vector<size_t>& counts);
+
+}  // namespace dtrain::algorithms

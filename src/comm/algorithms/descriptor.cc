@@ -1,0 +1,120 @@
+#include "comm/algorithms/descriptor.h"
+
+#include <cstring>
+
+#include "dtrain/communicator.h"
+#include "dtrain/error.h"
+
+namespace dtrain::algorithms {
+
+std::string_view collective_kind_name(CollectiveKind kind) {
+  switch (kind) {
+    case CollectiveKind::kAllreduce: return "allreduce";
+    case CollectiveKind::kBroadcast: return "broadcast";
+    case CollectiveKind::kAllgather: return "allgather";
+    case CollectiveKind::kAllgatherv: return "allgatherv";
+    case CollectiveKind::kReduceScatter: return "reduce_scatter";
+    case CollectiveKind::kAlltoall: return "alltoall";
+    case CollectiveKind::kBarrier: return "barrier";
+  }
+  return "unknown collective";
+}
+
+bool CollectiveDescriptor::operator==(const CollectiveDescriptor& o) const {
+  return std::memcmp(this, &o, sizeof(*this)) == 0;
+}
+
+uint64_t hash_counts(const std::vector<size_t>& counts) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t c : counts) {
+    for (int i = 0; i < 8; ++i) {
+      h ^= (static_cast<uint64_t>(c) >> (8 * i)) & 0xff;
+      h *= 1099511628211ull;
+    }
+  }
+  return h;
+}
+
+namespace {
+
+std::string algorithm_name(uint8_t a) {
+  switch (static_cast<AllreduceAlgorithm>(a)) {
+    case AllreduceAlgorithm::kRing: return "ring";
+    case AllreduceAlgorithm::kRecursiveDoubling: return "recursive doubling";
+    default: return "auto";
+  }
+}
+
+}  // namespace
+
+std::string describe(const CollectiveDescriptor& d) {
+  if (d.magic != CollectiveDescriptor::kMagic) return "an unknown message (not a dtrain collective)";
+  auto kind = static_cast<CollectiveKind>(d.kind);
+  std::string out(collective_kind_name(kind));
+  if (kind == CollectiveKind::kBarrier) return out + "()";
+  out += "(" + std::string(dtype_name(static_cast<DType>(d.dtype)));
+  out += ", count=" + std::to_string(d.count);
+  if (kind == CollectiveKind::kAllgatherv || kind == CollectiveKind::kReduceScatter) {
+    char hex[24];
+    std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(d.counts_hash));
+    out += ", counts#" + std::string(hex);
+  }
+  if (kind == CollectiveKind::kAllreduce || kind == CollectiveKind::kReduceScatter) {
+    out += ", " + std::string(reduce_op_name(static_cast<ReduceOp>(d.op)));
+  }
+  if (kind == CollectiveKind::kAllreduce) out += ", " + algorithm_name(d.algorithm);
+  if (kind == CollectiveKind::kBroadcast) out += ", root=" + std::to_string(d.root);
+  return out + ")";
+}
+
+std::string compare_descriptors(const std::vector<CollectiveDescriptor>& all) {
+  const CollectiveDescriptor& ref = all[0];
+  std::vector<int> differing;
+  for (size_t r = 1; r < all.size(); ++r) {
+    if (!(all[r] == ref)) differing.push_back(static_cast<int>(r));
+  }
+  if (differing.empty()) return {};
+  const CollectiveDescriptor& other = all[differing[0]];
+  std::string fields;
+  auto field = [&](bool differs, const char* name) {
+    if (!differs) return;
+    fields += (fields.empty() ? "" : ", ") + std::string(name);
+  };
+  field(other.magic != ref.magic || other.version != ref.version, "protocol");
+  field(other.kind != ref.kind, "kind");
+  field(other.dtype != ref.dtype, "dtype");
+  field(other.count != ref.count || other.counts_hash != ref.counts_hash, "count");
+  field(other.op != ref.op, "op");
+  field(other.root != ref.root, "root");
+  field(other.algorithm != ref.algorithm, "algorithm (options differ)");
+  field(other.seq != ref.seq, "sequence number");
+  std::string msg = "collective #" + std::to_string(ref.seq) + " mismatch: rank 0 called " +
+                    describe(ref) + " but rank " + std::to_string(differing[0]) + " called " +
+                    describe(other) + " [differs in: " + fields + "]";
+  if (differing.size() > 1) {
+    msg += "; ranks differing from rank 0:";
+    for (int r : differing) msg += " " + std::to_string(r);
+  }
+  return msg;
+}
+
+void exchange_descriptors(CollectiveContext& c, const CollectiveDescriptor& mine) {
+  const int n = c.size(), me = c.rank();
+  std::vector<CollectiveDescriptor> all(n);
+  all[me] = mine;
+  if (n > 1) {
+    std::vector<std::unique_ptr<TransportOp>> recvs, sends;
+    for (int p = 0; p < n; ++p) {
+      if (p != me) recvs.push_back(c.recv(&all[p], sizeof(CollectiveDescriptor), p, kPhaseDescriptor));
+    }
+    for (int p = 0; p < n; ++p) {
+      if (p != me) sends.push_back(c.send(&all[me], sizeof(CollectiveDescriptor), p, kPhaseDescriptor));
+    }
+    c.wait_all(recvs);
+    c.wait_all(sends);
+  }
+  std::string mismatch = compare_descriptors(all);
+  if (!mismatch.empty()) throw MismatchError(mismatch);
+}
+
+}  // namespace dtrain::algorithms

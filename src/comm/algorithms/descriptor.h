@@ -1,0 +1,72 @@
+// Collective descriptors and their exchange: how ranks find out that they called different
+// collectives before any data moves.
+//
+// Algorithm. Before a collective (when CommOptions::verify_collectives is on, and always for a
+// barrier) every rank sends its 64-byte descriptor {seq, kind, dtype, count, hash of the counts
+// vector, reduce op, root, allreduce algorithm} to every other rank and receives theirs: one
+// round of 2(n-1) fixed-size messages, so it cannot itself mismatch in size. Every rank then
+// holds all n descriptors and compares them all; if any differs from rank 0's, every rank
+// throws the same MismatchError, e.g.
+//   collective #12 mismatch: rank 0 called allreduce(float32, count=100, sum) but rank 1 called
+//   broadcast(float32, count=100, root=0) [differs in: kind, op, root]
+// Because the exchange completes on every rank before anyone throws, no message of this
+// collective is left in flight and the communicator stays usable. The exchange of descriptors
+// is also a full barrier (every rank has heard from every other rank).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "comm/algorithms/collective_context.h"
+#include "dtrain/dtype.h"
+
+namespace dtrain::algorithms {
+
+// Only ever grows at the end (travels on the wire).
+enum class CollectiveKind : uint8_t {
+  kAllreduce = 1,
+  kBroadcast = 2,
+  kAllgather = 3,
+  kAllgatherv = 4,
+  kReduceScatter = 5,
+  kAlltoall = 6,
+  kBarrier = 7,
+};
+
+std::string_view collective_kind_name(CollectiveKind kind);
+
+// Wire layout: exactly 64 bytes, host byte order (all ranks of a job share an architecture).
+struct CollectiveDescriptor {
+  uint32_t magic = kMagic;
+  uint16_t version = 1;
+  uint8_t kind = 0;       // CollectiveKind
+  uint8_t dtype = 0;      // DType
+  uint8_t op = 0;         // ReduceOp (allreduce, reduce_scatter), else 0
+  uint8_t algorithm = 0;  // AllreduceAlgorithm chosen (allreduce), else 0
+  uint16_t reserved = 0;
+  int32_t root = -1;      // broadcast root, else -1
+  uint32_t reserved2 = 0;
+  uint64_t seq = 0;
+  uint64_t count = 0;       // elements per rank (allgatherv/reduce_scatter: sum of counts)
+  uint64_t counts_hash = 0; // FNV-1a of the counts vector (allgatherv/reduce_scatter), else 0
+  uint8_t padding[16] = {};
+
+  static constexpr uint32_t kMagic = 0x64747263;  // "dtrc"
+  bool operator==(const CollectiveDescriptor& o) const;
+};
+static_assert(sizeof(CollectiveDescriptor) == 64);
+
+uint64_t hash_counts(const std::vector<size_t>& counts);
+
+// "allreduce(float32, count=100, sum)".
+std::string describe(const CollectiveDescriptor& d);
+
+// Exchanges `mine` with every rank (phase kPhaseDescriptor of c.seq) and throws MismatchError
+// naming the ranks and fields that differ. Throws the transport's errors.
+void exchange_descriptors(CollectiveContext& c, const CollectiveDescriptor& mine);
+
+// The mismatch text for a full set of descriptors (index = rank), or "" when all agree.
+std::string compare_descriptors(const std::vector<CollectiveDescriptor>& all);
+
+}  // namespace dtrain::algorithms

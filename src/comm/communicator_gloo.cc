@@ -1,0 +1,19 @@
+// Communicator::create_gloo: a Communicator over GlooTransport (src/comm/gloo).
+#include "comm/gloo/gloo_transport.h"
+#include "dtrain/communicator.h"
+#include "dtrain/prefix_store.h"
+
+namespace dtrain {
+
+std::unique_ptr<Communicator> Communicator::create_gloo(std::shared_ptr<Store> store, int rank,
+                                                        int size, CommOptions options) {
+  if (!store) throw InvalidArgumentError("create_gloo: null store");
+  gloo_backend::GlooTransportOptions transport_options;
+  transport_options.hostname = options.hostname;
+  transport_options.connect_timeout = options.connect_timeout;
+  auto scoped = std::make_shared<PrefixStore>("comm", std::move(store));
+  auto transport = gloo_backend::GlooTransport::connect(scoped, rank, size, transport_options);
+  return std::make_unique<Communicator>(std::move(transport), std::move(options));
+}
+
+}  // namespace dtrain

@@ -1,0 +1,271 @@
+#include "comm/gloo/gloo_transport.h"
+
+#include <gloo/common/error.h>
+#include <gloo/rendezvous/context.h>
+#include <gloo/transport/tcp/device.h>
+#include <gloo/transport/unbound_buffer.h>
+#include <signal.h>
+
+#include <algorithm>
+
+#include "comm/gloo/store_adapter.h"
+#include "dtrain/prefix_store.h"
+
+namespace dtrain::gloo_backend {
+
+// One pending send or receive: owns the Gloo unbound buffer over the caller's memory.
+// Destroying it (after or instead of wait) detaches the memory from Gloo: the buffer's
+// destructor waits until Gloo's event loop no longer touches it.
+class GlooOp : public TransportOp {
+ public:
+  GlooOp(GlooTransport* owner, int peer, bool send) : owner_(owner), peer_(peer), send_(send) {}
+  ~GlooOp() override {
+    owner_->unregister(this);
+    buf_.reset();  // after unregister: abort() no longer reaches it
+  }
+
+  // Creates the unbound buffer over [data, data + nbytes) and posts the send or receive.
+  // Throws what Gloo throws. Called once, right after construction.
+  void post(gloo::Context& context, void* data, size_t nbytes, uint64_t tag) {
+    void* ptr = nbytes == 0 ? static_cast<void*>(&empty_) : data;  // Gloo wants a real pointer
+    auto buf = context.createUnboundBuffer(ptr, nbytes);
+    {
+      std::lock_guard<std::mutex> lock(owner_->mutex_);
+      buf_ = std::move(buf);
+      if (owner_->aborted_) abort_wait();
+    }
+    if (send_) {
+      buf_->send(peer_, tag, 0, nbytes);
+    } else {
+      buf_->recv(peer_, tag, 0, nbytes);
+    }
+  }
+
+  void wait(Deadline deadline) override {
+    if (done_) return;
+    bool completed = false;
+    try {
+      auto left = deadline.remaining();
+      completed = send_ ? buf_->waitSend(left) : buf_->waitRecv(left);
+    } catch (const std::exception& e) {
+      owner_->fail_from_gloo(e, peer_, send_ ? "send to" : "receive from");
+    }
+    if (!completed) {
+      std::lock_guard<std::mutex> lock(owner_->mutex_);
+      owner_->throw_if_unusable();
+      throw AbortedError("transport aborted");
+    }
+    done_ = true;
+  }
+
+  // Wakes a pending or future wait (it returns "aborted"). REQUIRES: owner_->mutex_ held.
+  void abort_wait() {
+    if (!buf_) return;
+    if (send_) {
+      buf_->abortWaitSend();
+    } else {
+      buf_->abortWaitRecv();
+    }
+  }
+
+ private:
+  GlooTransport* const owner_;
+  std::unique_ptr<gloo::transport::UnboundBuffer> buf_;  // set by post(), under owner_->mutex_
+  const int peer_;
+  const bool send_;
+  bool done_ = false;
+  char empty_ = 0;
+};
+
+namespace {
+
+void ignore_sigpipe() {
+  struct sigaction current {};
+  if (sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
+    signal(SIGPIPE, SIG_IGN);
+  }
+}
+
+bool is_timeout_message(const std::string& what) {
+  return what.find("Timed out") != std::string::npos ||
+         what.find("timeout") != std::string::npos;
+}
+
+}  // namespace
+
+GlooTransport::GlooTransport(std::shared_ptr<Store> store, int rank, int size,
+                             GlooTransportOptions options,
+                             std::shared_ptr<gloo::transport::Device> device,
+                             std::shared_ptr<gloo::Context> context)
+    : store_(std::move(store)),
+      rank_(rank),
+      size_(size),
+      options_(std::move(options)),
+      device_(std::move(device)),
+      context_(std::move(context)) {}
+
+GlooTransport::~GlooTransport() {
+  // Every op is gone by now (ops point at their transport). Closing the pairs before the context
+  // is destroyed makes the peers see a closed connection at once.
+  if (context_) context_->closeConnections();
+}
+
+std::unique_ptr<GlooTransport> GlooTransport::connect(std::shared_ptr<Store> store, int rank,
+                                                      int size,
+                                                      const GlooTransportOptions& options) {
+  return connect(std::move(store), rank, size, options, nullptr,
+                 Deadline::after(options.connect_timeout));
+}
+
+std::unique_ptr<GlooTransport> GlooTransport::connect(std::shared_ptr<Store> store, int rank,
+                                                      int size, const GlooTransportOptions& options,
+                                                      std::shared_ptr<gloo::transport::Device> device,
+                                                      Deadline deadline) {
+  if (size < 1 || rank < 0 || rank >= size) {
+    throw InvalidArgumentError("gloo transport: rank " + std::to_string(rank) +
+                               " out of range for size " + std::to_string(size));
+  }
+  if (size == 1) {
+    return std::unique_ptr<GlooTransport>(
+        new GlooTransport(std::move(store), rank, size, options, nullptr, nullptr));
+  }
+  ignore_sigpipe();
+  if (!device) {
+    try {
+      gloo::transport::tcp::attr attr;
+      attr.hostname = options.hostname;
+      device = gloo::transport::tcp::CreateDevice(attr);
+    } catch (const std::exception& e) {
+      throw IoError("gloo: cannot create a TCP device on '" + options.hostname + "': " + e.what());
+    }
+  }
+  std::string last_error;
+  for (int attempt = 0; attempt < kMaxConnectAttempts; ++attempt) {
+    auto scoped = std::make_shared<PrefixStore>("gloo" + std::to_string(attempt), store);
+    StoreAdapter adapter(scoped, deadline);
+    auto context = std::make_shared<gloo::rendezvous::Context>(rank, size);
+    // Gloo bounds a pair's connect by 5x this; operations pass their own timeouts.
+    context->setTimeout(std::max(std::chrono::milliseconds(1000), deadline.remaining() / 5));
+    std::string error;
+    try {
+      context->connectFullMesh(adapter, device);
+    } catch (const gloo::Exception& e) {
+      error = e.what();
+    }
+    // Every rank reports its outcome; all retry together if any failed.
+    scoped->set("status/" + std::to_string(rank), error.empty() ? "ok" : error, deadline);
+    bool all_ok = error.empty();
+    for (int r = 0; r < size; ++r) {
+      std::string status = scoped->get("status/" + std::to_string(r), deadline);
+      if (status != "ok") {
+        all_ok = false;
+        last_error = "rank " + std::to_string(r) + ": " + status;
+      }
+    }
+    if (all_ok) {
+      return std::unique_ptr<GlooTransport>(
+          new GlooTransport(std::move(store), rank, size, options, device, std::move(context)));
+    }
+    context->closeConnections();
+    if (deadline.expired()) break;
+  }
+  throw PeerLostError("gloo: could not connect " + std::to_string(size) + " ranks (last error: " +
+                      last_error + ")");
+}
+
+void GlooTransport::throw_if_unusable() {
+  if (!failure_.empty()) throw_error(failure_code_, failure_);
+  if (aborted_) throw AbortedError("transport aborted");
+}
+
+void GlooTransport::fail(ErrorCode code, const std::string& message) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (aborted_) throw AbortedError("transport aborted");
+    if (failure_.empty()) {
+      failure_code_ = code;
+      failure_ = message;
+    }
+  }
+  throw_error(code, message);
+}
+
+void GlooTransport::fail_from_gloo(const std::exception& e, int peer, const char* what) {
+  std::string text = e.what();
+  // Gloo prefixes messages with "[file:line] "; keep the part after it.
+  if (auto pos = text.find("] "); pos != std::string::npos && text[0] == '[') text = text.substr(pos + 2);
+  std::string where = std::string(what) + " rank " + std::to_string(peer) + " (of " +
+                      std::to_string(size_) + ")";
+  if (dynamic_cast<const gloo::IoException*>(&e) != nullptr) {
+    if (is_timeout_message(text)) fail(ErrorCode::kTimeout, where + " timed out: " + text);
+    fail(ErrorCode::kPeerLost, "peer lost: " + where + " failed: " + text);
+  }
+  fail(ErrorCode::kIo, where + " failed: " + text);
+}
+
+std::unique_ptr<TransportOp> GlooTransport::start(void* data, size_t nbytes, int peer,
+                                                  uint64_t tag, bool send) {
+  if (peer < 0 || peer >= size_ || peer == rank_) {
+    throw InvalidArgumentError("gloo transport: bad peer " + std::to_string(peer) + " (rank " +
+                               std::to_string(rank_) + " of " + std::to_string(size_) + ")");
+  }
+  std::unique_ptr<GlooOp> op;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    throw_if_unusable();
+    op = std::make_unique<GlooOp>(this, peer, send);
+    pending_.insert(op.get());
+  }
+  try {
+    op->post(*context_, data, nbytes, tag);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    fail_from_gloo(e, peer, send ? "send to" : "receive from");
+  }
+  return op;
+}
+
+std::unique_ptr<TransportOp> GlooTransport::isend(const void* data, size_t nbytes, int peer,
+                                                  uint64_t tag) {
+  return start(const_cast<void*>(data), nbytes, peer, tag, true);
+}
+
+std::unique_ptr<TransportOp> GlooTransport::irecv(void* data, size_t nbytes, int peer,
+                                                  uint64_t tag) {
+  return start(data, nbytes, peer, tag, false);
+}
+
+void GlooTransport::unregister(GlooOp* op) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  pending_.erase(op);
+}
+
+void GlooTransport::abort(const std::string& reason) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (aborted_) return;
+    aborted_ = true;
+    for (GlooOp* op : pending_) op->abort_wait();
+  }
+  // Closing resets every connection: the peers' pending operations fail at once.
+  if (context_) context_->closeConnections();
+}
+
+std::unique_ptr<Transport> GlooTransport::split(const std::vector<int>& ranks,
+                                                const std::string& key, Deadline deadline) {
+  auto it = std::find(ranks.begin(), ranks.end(), rank_);
+  if (it == ranks.end()) {
+    throw InvalidArgumentError("gloo transport: split called by rank " + std::to_string(rank_) +
+                               " which is not a member");
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    throw_if_unusable();
+  }
+  auto store = std::make_shared<PrefixStore>("split/" + key, store_);
+  return connect(store, static_cast<int>(it - ranks.begin()), static_cast<int>(ranks.size()),
+                 options_, device_, deadline);
+}
+
+}  // namespace dtrain::gloo_backend
