@@ -18,7 +18,7 @@ Communicator::Impl::~Impl() {
   bool pending;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    pending = running_ || !queue_.empty() || p2p_in_flight_ > 0;
+    pending = unfinished_ > 0;
   }
   if (pending) abort("communicator destroyed with operations pending");
   {
@@ -40,6 +40,7 @@ std::shared_ptr<Work> Communicator::Impl::submit(std::string what, CollectiveFn 
       return work;
     }
     task.seq = next_seq_++;
+    ++unfinished_;
     if (sync && queue_.empty() && !running_) {
       running_ = true;
       lock.unlock();
@@ -87,35 +88,50 @@ void Communicator::Impl::run_task(Task& task) {
                                         scratch_,        bytes_sent_,
                                         bytes_received_, kSegmentBytes,
                                         options_.small_allreduce_bytes};
-  if (guarded(*task.work, [&] {
-        check_usable();
-        task.fn(context);
-      })) {
-    task.work->mark_done();
-  }
+  auto failure = guarded([&] {
+    check_usable();
+    task.fn(context);
+  });
+  // Stats first: a caller that saw the Work finish also sees it counted.
   record(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  finish(*task.work, failure);
 }
 
-bool Communicator::Impl::guarded(Work& work, const std::function<void()>& body) {
+std::optional<Communicator::Impl::Failure> Communicator::Impl::guarded(
+    const std::function<void()>& body) {
   try {
     body();
-    return true;
+    return std::nullopt;
   } catch (const Error& e) {
-    fail(work, e.code(), e.what());
+    return fail(e.code(), e.what());
   } catch (const std::exception& e) {
-    fail(work, ErrorCode::kInternal, std::string("internal error: ") + e.what());
+    return fail(ErrorCode::kInternal, std::string("internal error: ") + e.what());
   }
-  return false;
 }
 
-void Communicator::Impl::fail(Work& work, ErrorCode code, const std::string& message) {
+void Communicator::Impl::finish(Work& work, const std::optional<Failure>& failure) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    --unfinished_;
+  }
+  if (failure) {
+    work.mark_failed(failure->code, failure->message);
+  } else {
+    work.mark_done();
+  }
+}
+
+Communicator::Impl::Failure Communicator::Impl::fail(ErrorCode code, const std::string& message) {
+  Failure out{code, message};
   bool newly_broken = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (aborted_) {
-      code = ErrorCode::kAborted;
+      out = {ErrorCode::kAborted, "communicator aborted: " + abort_reason_};
     } else if (broken_) {
-      code = broken_code_;
+      if (message != broken_message_) {
+        out = {broken_code_, "communicator broken by an earlier failure: " + broken_message_};
+      }
     } else if (code != ErrorCode::kMismatch && code != ErrorCode::kInvalidArgument) {
       broken_ = true;
       broken_code_ = code;
@@ -123,16 +139,9 @@ void Communicator::Impl::fail(Work& work, ErrorCode code, const std::string& mes
       newly_broken = true;
     }
   }
-  std::string text = message;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (code == ErrorCode::kAborted && aborted_) text = "communicator aborted: " + abort_reason_;
-    else if (broken_ && !newly_broken && code == broken_code_ && message != broken_message_)
-      text = "communicator broken by an earlier failure: " + broken_message_;
-  }
   // Propagate: closing our connections makes every peer's pending operation fail at once.
   if (newly_broken) transport_->abort(message);
-  work.mark_failed(code, text);
+  return out;
 }
 
 void Communicator::Impl::check_usable() const {
@@ -151,7 +160,7 @@ void Communicator::Impl::abort(const std::string& reason) {
     dropped.swap(queue_);
   }
   transport_->abort(reason);
-  for (auto& task : dropped) task.work->mark_failed(ErrorCode::kAborted, "communicator aborted: " + reason);
+  for (auto& task : dropped) finish(*task.work, Failure{ErrorCode::kAborted, "communicator aborted: " + reason});
   cv_.notify_all();
 }
 

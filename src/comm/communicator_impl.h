@@ -23,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "comm/algorithms/collective_context.h"
@@ -68,10 +69,18 @@ class Communicator::Impl {
 
   void executor_loop();
   void run_task(Task& task);
-  // Marks `work` failed with `e`; breaks the communicator unless e is a mismatch or an abort.
-  void fail(Work& work, ErrorCode code, const std::string& message);
-  // Runs `body` and routes any exception to fail(); returns whether it succeeded.
-  bool guarded(Work& work, const std::function<void()>& body);
+  struct Failure {
+    ErrorCode code;
+    std::string message;
+  };
+  // Classifies a failure: breaks the communicator unless it is a mismatch, an invalid argument
+  // or an abort; returns the code and text the Work reports.
+  Failure fail(ErrorCode code, const std::string& message);
+  // Runs `body`; returns the failure (through fail()) if it threw.
+  std::optional<Failure> guarded(const std::function<void()>& body);
+  // Counts `work` as finished, then marks it (so a caller that saw it finish and destroys the
+  // communicator does not see it as pending).
+  void finish(Work& work, const std::optional<Failure>& failure);
   void record(double seconds);
   uint64_t next_p2p_number(std::map<std::pair<int, uint32_t>, uint64_t>& counters, int peer,
                            uint32_t tag);
@@ -93,7 +102,7 @@ class Communicator::Impl {
   bool broken_ = false;         // GUARDED_BY(mutex_)
   ErrorCode broken_code_ = ErrorCode::kInternal;  // GUARDED_BY(mutex_)
   std::string broken_message_;  // GUARDED_BY(mutex_)
-  int p2p_in_flight_ = 0;       // GUARDED_BY(mutex_)
+  int unfinished_ = 0;          // GUARDED_BY(mutex_): issued operations not yet marked
   uint64_t operations_ = 0;     // GUARDED_BY(mutex_)
   double seconds_ = 0;          // GUARDED_BY(mutex_)
   std::map<std::vector<int>, int> split_counts_;                  // GUARDED_BY(mutex_)

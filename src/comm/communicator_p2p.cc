@@ -58,7 +58,11 @@ std::shared_ptr<Work> Communicator::Impl::send(const void* data, size_t count, D
   header->count = count;
   auto ops = std::make_shared<std::vector<std::unique_ptr<TransportOp>>>();
   auto start = std::chrono::steady_clock::now();
-  bool posted = guarded(*work, [&] {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++unfinished_;
+  }
+  auto posting = guarded([&] {
     check_usable();
     if (options_.verify_collectives) {
       ops->push_back(transport_->isend(header.get(), sizeof(P2PHeader), dst, p2p_tag(number, tag, false)));
@@ -67,22 +71,17 @@ std::shared_ptr<Work> Communicator::Impl::send(const void* data, size_t count, D
     ops->push_back(transport_->isend(data, bytes, dst, p2p_tag(number, tag, true)));
     bytes_sent_ += bytes;
   });
-  if (!posted) return work;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    ++p2p_in_flight_;
+  if (posting) {
+    finish(*work, posting);
+    return work;
   }
   p2p_pool_.run([this, work, header, ops, deadline, start] {
-    if (guarded(*work, [&] {
-          for (auto& op : *ops) op->wait(deadline);
-          ops->clear();
-        })) {
-      work->mark_done();
-    }
+    auto failure = guarded([&] {
+      for (auto& op : *ops) op->wait(deadline);
+    });
     ops->clear();
     record(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-    std::lock_guard<std::mutex> lock(mutex_);
-    --p2p_in_flight_;
+    finish(*work, failure);
   });
   return work;
 }
@@ -97,7 +96,11 @@ std::shared_ptr<Work> Communicator::Impl::recv(void* data, size_t count, DType d
   auto first = std::make_shared<std::unique_ptr<TransportOp>>();
   const bool verify = options_.verify_collectives;
   auto start = std::chrono::steady_clock::now();
-  bool posted = guarded(*work, [&] {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++unfinished_;
+  }
+  auto posting = guarded([&] {
     check_usable();
     if (verify) {
       *first = transport_->irecv(header.get(), sizeof(P2PHeader), src, p2p_tag(number, tag, false));
@@ -107,13 +110,12 @@ std::shared_ptr<Work> Communicator::Impl::recv(void* data, size_t count, DType d
       bytes_received_ += bytes;
     }
   });
-  if (!posted) return work;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    ++p2p_in_flight_;
+  if (posting) {
+    finish(*work, posting);
+    return work;
   }
   p2p_pool_.run([=, this] {
-    if (guarded(*work, [&] {
+    auto failure = guarded([&] {
           (*first)->wait(deadline);
           first->reset();
           if (!verify) return;
@@ -135,13 +137,10 @@ std::shared_ptr<Work> Communicator::Impl::recv(void* data, size_t count, DType d
           auto op = transport_->irecv(data, bytes, src, p2p_tag(number, tag, true));
           bytes_received_ += bytes;
           op->wait(deadline);
-        })) {
-      work->mark_done();
-    }
+        });
     first->reset();
     record(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-    std::lock_guard<std::mutex> lock(mutex_);
-    --p2p_in_flight_;
+    finish(*work, failure);
   });
   return work;
 }

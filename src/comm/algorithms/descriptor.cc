@@ -21,7 +21,9 @@ std::string_view collective_kind_name(CollectiveKind kind) {
 }
 
 bool CollectiveDescriptor::operator==(const CollectiveDescriptor& o) const {
-  return std::memcmp(this, &o, sizeof(*this)) == 0;
+  return magic == o.magic && version == o.version && kind == o.kind && dtype == o.dtype &&
+         op == o.op && algorithm == o.algorithm && root == o.root && seq == o.seq &&
+         count == o.count && counts_hash == o.counts_hash;
 }
 
 uint64_t hash_counts(const std::vector<size_t>& counts) {

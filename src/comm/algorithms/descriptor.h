@@ -47,6 +47,7 @@ struct CollectiveDescriptor {
   uint16_t reserved = 0;
   int32_t root = -1;      // broadcast root, else -1
   uint32_t reserved2 = 0;
+  uint32_t reserved3 = 0;   // explicit: no implicit padding may carry stray bytes
   uint64_t seq = 0;
   uint64_t count = 0;       // elements per rank (allgatherv/reduce_scatter: sum of counts)
   uint64_t counts_hash = 0; // FNV-1a of the counts vector (allgatherv/reduce_scatter), else 0

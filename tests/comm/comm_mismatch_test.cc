@@ -1,0 +1,120 @@
+// Mismatched collectives: every rank gets a MismatchError naming the ranks and what differs,
+// and the communicator stays usable afterwards.
+#include <gtest/gtest.h>
+
+#include <functional>
+
+#include "test_ranks.h"
+
+namespace dtrain::testing {
+namespace {
+
+// Runs `call(comm, rank)` on 3 ranks; every rank must throw MismatchError whose text contains
+// every string of `expect`; then an allreduce must still work.
+void expect_mismatch(const std::function<void(Communicator&, int)>& call,
+                     const std::vector<std::string>& expect) {
+  run_threads(3, [&](int rank, std::shared_ptr<Store> store) {
+    auto comm = Communicator::create_gloo(store, rank, 3, test_options(std::chrono::seconds(10)));
+    std::string message;
+    try {
+      call(*comm, rank);
+      ADD_FAILURE() << "rank " << rank << ": no MismatchError";
+    } catch (const MismatchError& e) {
+      message = e.what();
+    }
+    for (const auto& piece : expect) {
+      EXPECT_NE(message.find(piece), std::string::npos) << "rank " << rank << ": '" << message
+                                                        << "' lacks '" << piece << "'";
+    }
+    int32_t x = 1;
+    comm->allreduce(&x, 1, DType::kInt32, ReduceOp::kSum);
+    EXPECT_EQ(x, 3);
+  });
+}
+
+TEST(CommMismatch, DifferentCollective) {
+  expect_mismatch(
+      [](Communicator& c, int rank) {
+        std::vector<float> v(100, 1.0f);
+        if (rank == 1) {
+          c.broadcast(v.data(), 100, DType::kFloat32, 0);
+        } else {
+          c.allreduce(v.data(), 100, DType::kFloat32, ReduceOp::kSum);
+        }
+      },
+      {"collective #0 mismatch", "rank 0 called allreduce(float32, count=100, sum",
+       "rank 1 called broadcast(float32, count=100, root=0)", "kind"});
+}
+
+TEST(CommMismatch, DifferentDtype) {
+  expect_mismatch(
+      [](Communicator& c, int rank) {
+        std::vector<double> v(10, 1.0);
+        c.allreduce(v.data(), 10, rank == 2 ? DType::kFloat64 : DType::kFloat32, ReduceOp::kSum);
+      },
+      {"rank 2 called allreduce(float64", "dtype"});
+}
+
+TEST(CommMismatch, DifferentCountAcrossAlgorithms) {
+  // rank 1's count takes the ring path, the others' recursive doubling: still a clean error.
+  expect_mismatch(
+      [](Communicator& c, int rank) {
+        size_t count = rank == 1 ? 1000000 : 100;
+        std::vector<float> v(count, 1.0f);
+        c.allreduce(v.data(), count, DType::kFloat32, ReduceOp::kSum);
+      },
+      {"rank 1 called allreduce(float32, count=1000000", "count"});
+}
+
+TEST(CommMismatch, DifferentOp) {
+  expect_mismatch(
+      [](Communicator& c, int rank) {
+        int64_t v = 1;
+        c.allreduce(&v, 1, DType::kInt64, rank == 1 ? ReduceOp::kMax : ReduceOp::kSum);
+      },
+      {"max", "op"});
+}
+
+TEST(CommMismatch, DifferentRoot) {
+  expect_mismatch(
+      [](Communicator& c, int rank) {
+        std::vector<int32_t> v(5, rank);
+        c.broadcast(v.data(), 5, DType::kInt32, rank == 2 ? 2 : 0);
+      },
+      {"root=2", "root"});
+}
+
+TEST(CommMismatch, DifferentCountsVector) {
+  expect_mismatch(
+      [](Communicator& c, int rank) {
+        std::vector<size_t> counts = {2, 2, 2};
+        if (rank == 0) counts = {1, 2, 3};
+        std::vector<float> send(counts[rank], 1.0f), recv(8, 0.0f);
+        c.allgatherv(send.data(), recv.data(), counts, DType::kFloat32);
+      },
+      {"allgatherv", "count"});
+}
+
+TEST(CommMismatch, PointToPointSizeMismatchFailsTheReceiverOnly) {
+  run_threads(2, [](int rank, std::shared_ptr<Store> store) {
+    auto comm = Communicator::create_gloo(store, rank, 2, test_options(std::chrono::seconds(10)));
+    if (rank == 0) {
+      std::vector<float> v(64, 1.0f);
+      comm->send(v.data(), 64, DType::kFloat32, 1, 3);  // the receiver drains it
+    } else {
+      std::vector<float> v(16);
+      try {
+        comm->recv(v.data(), 16, DType::kFloat32, 0, 3);
+        ADD_FAILURE() << "no MismatchError";
+      } catch (const MismatchError& e) {
+        EXPECT_NE(std::string(e.what()).find("rank 0 sent float32 x 64"), std::string::npos) << e.what();
+      }
+    }
+    int32_t x = 1;
+    comm->allreduce(&x, 1, DType::kInt32, ReduceOp::kSum);
+    EXPECT_EQ(x, 2);
+  });
+}
+
+}  // namespace
+}  // namespace dtrain::testing
