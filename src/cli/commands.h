@@ -27,6 +27,7 @@ using AddSubcommand = Subcommand (*)(CLI::App& parent);
 // The registry, one line per subcommand (defined in src/cli/<name>_command.cc), in the order
 // `dtrain --help` lists them.
 Subcommand add_launch_command(CLI::App& parent);  // launch_command.cc
+Subcommand add_bench_command(CLI::App& parent);   // bench_command.cc
 #if DTRAIN_HAVE_TORCH
 Subcommand add_train_command(CLI::App& parent);  // train_command.cc
 Subcommand add_run_command(CLI::App& parent);    // run_command.cc
@@ -34,6 +35,7 @@ Subcommand add_run_command(CLI::App& parent);    // run_command.cc
 
 inline constexpr AddSubcommand kSubcommands[] = {
     add_launch_command,
+    add_bench_command,
 #if DTRAIN_HAVE_TORCH
     add_train_command,
     add_run_command,
