@@ -67,7 +67,11 @@ std::optional<std::string> read_optional(const std::string& payload) {
   return value;
 }
 
-uint64_t timeout_ms(Deadline deadline) { return static_cast<uint64_t>(deadline.remaining().count()); }
+// The time left, rounded up: the server must not answer "timed out" before the deadline.
+uint64_t timeout_ms(Deadline deadline) {
+  auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline.when() - Deadline::Clock::now());
+  return static_cast<uint64_t>(std::max<int64_t>(left.count(), 0));
+}
 
 Deadline with_grace(Deadline deadline) { return Deadline::at(deadline.when() + kServerAnswerGrace); }
 

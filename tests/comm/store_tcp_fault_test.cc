@@ -1,0 +1,256 @@
+// TcpStoreServer under hostile or broken input: each misbehaving raw connection must be dropped
+// while a well-behaved client on another connection keeps working before and after.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <random>
+
+#include "comm/store/tcp_store_protocol.h"
+#include "comm/store_test_util.h"
+#include "dtrain/error.h"
+#include "dtrain/tcp_store.h"
+
+namespace dtrain {
+namespace {
+
+using namespace std::chrono_literals;
+using store_detail::MessageType;
+using store_detail::PayloadReader;
+using store_detail::PayloadWriter;
+
+constexpr char kSecret[] = "fault-secret";
+constexpr size_t kServerMax = 1 << 20;
+
+// A plain blocking socket that speaks (or breaks) the protocol by hand.
+class RawConnection {
+ public:
+  explicit RawConnection(uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      throw std::runtime_error("raw connect failed");
+    }
+  }
+  ~RawConnection() { close(); }
+
+  void send(const std::string& bytes) {
+    ASSERT_EQ(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL), static_cast<ssize_t>(bytes.size()));
+  }
+  void close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  void hello(const std::string& secret = kSecret) {
+    send(store_detail::make_frame(MessageType::kHello, PayloadWriter().bytes(secret).take()));
+    auto reply = read_exactly(store_detail::kHeaderBytes, 2s);
+    ASSERT_EQ(reply.size(), store_detail::kHeaderBytes);  // an empty kReply
+    EXPECT_EQ(store_detail::decode_header(reply.data()).type, MessageType::kReply);
+  }
+  // Reads until the server closes the connection; returns everything received, or nullopt if the
+  // connection was still open after `timeout`.
+  std::optional<std::string> read_until_closed(std::chrono::milliseconds timeout) {
+    std::string got;
+    Deadline deadline = Deadline::after(timeout);
+    while (!deadline.expired()) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(deadline.remaining().count())) <= 0) continue;
+      char buf[4096];
+      ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
+      if (n <= 0) return got;  // EOF or reset: closed
+      got.append(buf, static_cast<size_t>(n));
+    }
+    return std::nullopt;
+  }
+  // Up to n bytes: fewer if the connection closes or the timeout passes first.
+  std::string read_exactly(size_t n, std::chrono::milliseconds timeout) {
+    std::string got;
+    Deadline deadline = Deadline::after(timeout);
+    while (got.size() < n && !deadline.expired()) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(deadline.remaining().count())) <= 0) continue;
+      char buf[4096];
+      ssize_t k = ::recv(fd_, buf, std::min(sizeof(buf), n - got.size()), 0);
+      if (k <= 0) break;
+      got.append(buf, static_cast<size_t>(k));
+    }
+    return got;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+std::string header(MessageType type, uint64_t length, uint32_t magic = store_detail::kMagic,
+                   uint16_t version = store_detail::kProtocolVersion) {
+  std::string h(store_detail::kHeaderBytes, '\0');
+  store_detail::encode_header(store_detail::Header{magic, version, type, length}, h.data());
+  return h;
+}
+
+// The ErrorCode of a kError frame at the start of `bytes`.
+std::optional<ErrorCode> error_code_of(const std::string& bytes) {
+  if (bytes.size() < store_detail::kHeaderBytes) return std::nullopt;
+  auto h = store_detail::decode_header(bytes.data());
+  if (h.type != MessageType::kError || bytes.size() < store_detail::kHeaderBytes + h.length) {
+    return std::nullopt;
+  }
+  PayloadReader r(std::string_view(bytes).substr(store_detail::kHeaderBytes, h.length));
+  return static_cast<ErrorCode>(r.u32());
+}
+
+class TcpStoreFaultTest : public ::testing::Test {
+ protected:
+  static TcpStoreOptions options() {
+    TcpStoreOptions o;
+    o.secret = kSecret;
+    o.connect_timeout = 5s;
+    o.max_message_bytes = kServerMax;
+    return o;
+  }
+  // The well-behaved client does real work, including a wait answered by another connection.
+  void expect_client_works(const std::string& tag) {
+    Deadline d = Deadline::after(5s);
+    client_->set("k/" + tag, "v/" + tag, d);
+    EXPECT_EQ(client_->get("k/" + tag, d), "v/" + tag);
+    int64_t before = client_->add("count", 0, d);
+    EXPECT_EQ(client_->add("count", 1, d), before + 1);
+    std::thread late([&] { other_->set("late/" + tag, "x", Deadline::after(5s)); });
+    client_->wait({"late/" + tag}, d);
+    late.join();
+  }
+
+  TcpStoreServer server_{"127.0.0.1", 0, options()};
+  std::unique_ptr<TcpStore> client_ = std::make_unique<TcpStore>("127.0.0.1", server_.port(), options());
+  std::unique_ptr<TcpStore> other_ = std::make_unique<TcpStore>("127.0.0.1", server_.port(), options());
+};
+
+TEST_F(TcpStoreFaultTest, GarbageBytesAreDropped) {
+  expect_client_works("before");
+  RawConnection raw(server_.port());
+  std::mt19937 rng(7);
+  std::string garbage(64, '\0');
+  for (char& c : garbage) c = static_cast<char>(rng());
+  raw.send(garbage);
+  auto got = raw.read_until_closed(2s);
+  ASSERT_TRUE(got.has_value()) << "server kept a garbage connection open";
+  EXPECT_EQ(error_code_of(*got), ErrorCode::kCorrupt);
+  expect_client_works("after");
+}
+
+TEST_F(TcpStoreFaultTest, TruncatedHeaderThenCloseIsHarmless) {
+  expect_client_works("before");
+  {
+    RawConnection raw(server_.port());
+    raw.send(header(MessageType::kHello, 10).substr(0, 7));
+  }  // closed mid-header
+  {
+    RawConnection raw(server_.port());
+    raw.hello();
+    raw.send(header(MessageType::kSet, 100) + std::string(10, 'x'));
+  }  // closed mid-payload
+  expect_client_works("after");
+}
+
+TEST_F(TcpStoreFaultTest, OversizedLengthIsDroppedBeforeThePayload) {
+  expect_client_works("before");
+  RawConnection raw(server_.port());
+  raw.hello();
+  raw.send(header(MessageType::kSet, kServerMax + 1));  // no payload follows
+  auto got = raw.read_until_closed(2s);
+  ASSERT_TRUE(got.has_value()) << "server waited for an oversized payload";
+  EXPECT_EQ(error_code_of(*got), ErrorCode::kCorrupt);
+  expect_client_works("after");
+}
+
+TEST_F(TcpStoreFaultTest, HugeLengthBeforeHelloIsDropped) {
+  expect_client_works("before");
+  RawConnection raw(server_.port());
+  raw.send(header(MessageType::kHello, uint64_t{1} << 62) + "abc");
+  auto got = raw.read_until_closed(2s);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(error_code_of(*got), ErrorCode::kCorrupt);
+  expect_client_works("after");
+}
+
+TEST_F(TcpStoreFaultTest, CommandWithoutHelloIsRefused) {
+  expect_client_works("before");
+  RawConnection raw(server_.port());
+  raw.send(store_detail::make_frame(MessageType::kSet, PayloadWriter().bytes("k/before").bytes("evil").take()));
+  auto got = raw.read_until_closed(2s);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(error_code_of(*got), ErrorCode::kUnauthenticated);
+  EXPECT_EQ(client_->get("k/before", Deadline::after(1s)), "v/before");  // not overwritten
+  expect_client_works("after");
+}
+
+TEST_F(TcpStoreFaultTest, WrongSecretHelloIsRefusedOnTheWire) {
+  RawConnection raw(server_.port());
+  raw.send(store_detail::make_frame(MessageType::kHello, PayloadWriter().bytes("guess").take()));
+  auto got = raw.read_until_closed(2s);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(error_code_of(*got), ErrorCode::kUnauthenticated);
+  expect_client_works("after");
+}
+
+TEST_F(TcpStoreFaultTest, MalformedPayloadUnknownTypeAndOtherVersionAreDropped) {
+  expect_client_works("before");
+  struct Case {
+    std::string name;
+    std::string bytes;
+    ErrorCode code;
+  };
+  std::string bad_field = PayloadWriter().u32(1000).take() + "abcd";  // key claims 1000 bytes
+  std::vector<Case> cases = {
+      {"field overruns payload", store_detail::make_frame(MessageType::kSet, bad_field), ErrorCode::kCorrupt},
+      {"trailing bytes", store_detail::make_frame(MessageType::kRemove, PayloadWriter().bytes("k").take() + "zz"),
+       ErrorCode::kCorrupt},
+      {"unknown type", header(static_cast<MessageType>(999), 0), ErrorCode::kCorrupt},
+      {"reply type from a client", header(MessageType::kReply, 0), ErrorCode::kCorrupt},
+      {"second hello", store_detail::make_frame(MessageType::kHello, PayloadWriter().bytes(kSecret).take()),
+       ErrorCode::kCorrupt},
+      {"other version", header(MessageType::kSet, 0, store_detail::kMagic, 77), ErrorCode::kMismatch},
+  };
+  for (const auto& c : cases) {
+    RawConnection raw(server_.port());
+    raw.hello();
+    raw.send(c.bytes);
+    auto got = raw.read_until_closed(2s);
+    ASSERT_TRUE(got.has_value()) << c.name;
+    EXPECT_EQ(error_code_of(*got), c.code) << c.name;
+  }
+  expect_client_works("after");
+}
+
+TEST_F(TcpStoreFaultTest, RequestWhileAWaitIsPendingIsDropped) {
+  RawConnection raw(server_.port());
+  raw.hello();
+  raw.send(store_detail::make_frame(MessageType::kGet, PayloadWriter().bytes("nobody").u64(5000).take()));
+  std::this_thread::sleep_for(20ms);
+  raw.send(store_detail::make_frame(MessageType::kTryGet, PayloadWriter().bytes("x").take()));
+  auto got = raw.read_until_closed(2s);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(error_code_of(*got), ErrorCode::kCorrupt);
+  client_->set("nobody", "now", Deadline::after(1s));  // the dropped wait must not be answered
+  expect_client_works("after");
+}
+
+TEST_F(TcpStoreFaultTest, ManyIdleAndBrokenConnectionsDoNotStallClients) {
+  std::vector<std::unique_ptr<RawConnection>> raws;
+  for (int i = 0; i < 50; ++i) {
+    raws.push_back(std::make_unique<RawConnection>(server_.port()));
+    if (i % 2 == 0) raws.back()->send(header(MessageType::kHello, 64).substr(0, 5));
+  }
+  store_test::Stopwatch watch;
+  expect_client_works("crowded");
+  EXPECT_LT(watch.elapsed(), 2s);
+}
+
+}  // namespace
+}  // namespace dtrain
