@@ -233,8 +233,13 @@ TEST(LaunchCliTest, TwoNodesShareOneStoreAndRunId) {
                                      "--host", "127.0.0.1", "--", "/bin/sh", "-c", script};
     return argv;
   };
-  ChildProcess node1(node_args(1), dir.path(), {"DTRAIN_SECRET=shared"});  // joins; retries connect
+  // Node 1 starts once node 0 listens: a client retrying a connect to a port nobody listens on
+  // can be handed that very port as its own and connect to itself (TCP simultaneous open).
   ChildProcess node0(node_args(0), dir.path(), {"DTRAIN_SECRET=shared"});
+  ASSERT_TRUE(wait_until([&] { return contains(node0.err_so_far(), "hosting the store"); },
+                         seconds(10)))
+      << node0.err_so_far();
+  ChildProcess node1(node_args(1), dir.path(), {"DTRAIN_SECRET=shared"});
   auto r0 = node0.wait(seconds(20));
   auto r1 = node1.wait(seconds(20));
   ASSERT_EQ(r0.exit_code, 0) << r0.err;

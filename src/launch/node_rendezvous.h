@@ -1,0 +1,54 @@
+// NodeRendezvous: how the launchers of a job's nodes meet through the run's store.
+//
+// Protocol (keys outside every run's prefix, so workers never see them):
+//   node 0 hosts the TcpStoreServer and sets  dtrain.launch/run_id = <run id>
+//   every node (0 included) then sets         dtrain.launch/<run id>/joined/<node rank>
+//   and waits until all nnodes joined keys exist (bounded by store_timeout) before its workers
+//   start; so a job starts on all nodes or on none.
+//   At the end every node sets                dtrain.launch/<run id>/finished/<node rank>
+//   and node 0 keeps serving until all finished keys exist (at most store_timeout), so a slower
+//   node's workers do not lose the store when node 0's workers are done.
+// A single node hosts the store and skips the barriers.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "dtrain/launch.h"
+#include "dtrain/tcp_store.h"
+#include "launch/signal_watch.h"
+
+namespace dtrain::launcher {
+
+// `bytes` random bytes (getrandom) as 2 * bytes lowercase hex digits. IoError if that fails.
+std::string random_hex(size_t bytes);
+
+class NodeRendezvous {
+ public:
+  // Hosts or joins the store and, with several nodes, passes the start barrier. While waiting
+  // it watches `signals`: SIGINT/SIGTERM/SIGHUP end the wait with AbortedError. Throws
+  // IoError (bind), TimeoutError, UnauthenticatedError, MismatchError (--run-id differs from
+  // node 0's).
+  NodeRendezvous(const LaunchOptions& options, const std::string& secret, SignalWatch& signals);
+  ~NodeRendezvous() = default;  // node 0: stops serving
+  NodeRendezvous(const NodeRendezvous&) = delete;
+  NodeRendezvous& operator=(const NodeRendezvous&) = delete;
+
+  const std::string& store_addr() const { return store_addr_; }  // what workers are told
+  const std::string& run_id() const { return run_id_; }
+
+  // After this node's workers ended (several nodes): sets this node's finished key; node 0 then
+  // waits for the other nodes' keys (at most store_timeout; a signal ends the wait). Never throws.
+  void finish(SignalWatch& signals);
+
+ private:
+  void barrier(const std::string& phase, Deadline deadline, SignalWatch* signals);
+
+  const LaunchOptions& options_;
+  std::unique_ptr<TcpStoreServer> server_;  // node 0 only
+  std::shared_ptr<TcpStore> client_;        // several nodes only
+  std::string store_addr_;
+  std::string run_id_;
+};
+
+}  // namespace dtrain::launcher
