@@ -25,8 +25,16 @@ void add_train_flags(CLI::App& app, TrainFlags& flags) {
 }
 
 TrainConfig config_from_flags(const TrainFlags& flags) {
-  TrainConfig config;
+  // The model picks the defaults (default_config_for_model): a flag, else the file, else mlp.
   const CLI::Option* file = flags.options.at("config");
+  std::string model = TrainConfig{}.model;
+  if (file->count() > 0) {
+    TrainConfig from_file;
+    apply_config_file(from_file, flags.text.at("config"));
+    model = from_file.model;
+  }
+  if (flags.options.at("model")->count() > 0) model = flags.text.at("model");
+  TrainConfig config = default_config_for_model(model);
   if (file->count() > 0) apply_config_file(config, flags.text.at("config"));
   for (const auto& [name, option] : flags.options) {
     if (name == "config" || option->count() == 0) continue;

@@ -1,0 +1,129 @@
+// TrainConfig: everything `dtrain train` / `dtrain run` and the C++ trainer accept, parsed once
+// into a typed struct.
+//
+// Sources, in increasing priority: the defaults below, a config file (`--config FILE`, JSON or a
+// flat YAML subset), then command-line flags. Files and flags use the same names: the config key
+// `global_batch` is the flag `--global-batch` (dashes and underscores are interchangeable in
+// both). Unknown keys and malformed values are InvalidArgumentError naming the key.
+//
+// Batch semantics (see docs/training.md): one optimizer step consumes `global_batch` samples over
+// all workers, `global_batch / world` per worker, split into `grad_accumulation` micro-batches.
+// Give either global_batch or per_worker_batch, not both.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dtrain {
+
+enum class OptimizerKind { kSgd, kAdam, kAdamW };
+enum class LrScheduleKind { kConstant, kWarmupCosine, kStep };
+
+struct TrainConfig {
+  // What to train.
+  std::string model = "mlp";              // linreg | logreg | mlp | cnn | transformer
+  std::vector<int64_t> hidden = {256};    // mlp hidden layer widths
+  int64_t layers = 2;                     // transformer blocks
+  int64_t width = 64;                     // transformer model width (d_model)
+  int64_t heads = 4;                      // transformer attention heads
+  int64_t context = 32;                   // transformer context length (tokens)
+  std::string dataset = "fashion-mnist";  // fashion-mnist | synthetic-linear | text
+  std::string data_dir;                   // dataset files ("" = the dataset's default location)
+  int64_t dataset_size = 0;               // synthetic datasets: training samples (0 = default)
+
+  // How long: `epochs` passes over the training split, stopping early after `max_steps`
+  // optimizer steps when max_steps > 0.
+  int64_t epochs = 3;
+  int64_t max_steps = 0;
+
+  // Batch: exactly one of global_batch / per_worker_batch may be set (> 0); neither = global 128.
+  int64_t global_batch = 0;      // samples per optimizer step, all workers together
+  int64_t per_worker_batch = 0;  // samples per optimizer step, each worker
+  int64_t grad_accumulation = 1; // micro-batches per optimizer step (no sync on the first k-1)
+  int64_t local_sgd_period = 0;  // 0: average gradients every step; H: average params every H steps
+
+  // Optimizer and learning rate. The schedule maps the optimizer step t (0-based) to a rate:
+  //   constant:       lr
+  //   warmup-cosine:  lr * (t+1)/warmup for t < warmup, then cosine decay to min_lr at the end
+  //   step:           lr * gamma^floor(t / step_size)   (after the warm-up, if any)
+  OptimizerKind optimizer = OptimizerKind::kSgd;
+  double lr = 0.05;
+  double momentum = 0.9;      // SGD only
+  double weight_decay = 0.0;  // L2 for SGD/Adam, decoupled for AdamW
+  LrScheduleKind schedule = LrScheduleKind::kConstant;
+  int64_t warmup_steps = 0;
+  int64_t step_size = 1000;  // steps between decays (step schedule)
+  double gamma = 0.1;        // decay factor (step schedule)
+  double min_lr = 0.0;       // final rate of the cosine schedule
+
+  uint64_t seed = 42;        // model initialisation and data order (the same on every rank)
+  int64_t eval_every = 0;    // evaluate every N optimizer steps; 0 = at the end of each epoch
+  int64_t eval_batch = 1000; // samples per forward pass in evaluation
+  int64_t log_every = 50;    // metrics line / progress update every N optimizer steps
+  int64_t threads = 1;       // intra-op threads per worker (0 = LibTorch's default)
+  double bucket_mb = 25.0;   // DDP gradient bucket size, MiB
+  std::string metrics;       // JSON-lines metrics file; "-" = stdout; "" = none
+  double timeout_s = 60.0;   // bound on each communication operation, seconds
+  bool quiet = false;        // no progress bar / progress lines (summary still printed)
+
+  // `dtrain run` only.
+  int64_t nproc = 2;             // local workers
+  bool compare_single = false;   // also train on one process with the same global batch
+
+  // Path of the file loaded with --config, if any (informational).
+  std::string config_file;
+};
+
+// The defaults for `model`: TrainConfig{} (the main job: mlp on Fashion-MNIST) except for
+//   linreg: dataset synthetic-linear with 8192 samples, 5 epochs, warmup-cosine schedule
+//           (converges to within 0.01 of the true line on any number of workers).
+// config_from_flags and `dtrain run` start from these, so `--model linreg` alone is a sensible job.
+TrainConfig default_config_for_model(std::string_view model);
+
+// One accepted key: its canonical name (snake_case), a help line, and whether it is a boolean
+// switch (a bare `--quiet` means true).
+struct ConfigKey {
+  std::string name;
+  std::string help;
+  bool is_switch = false;
+};
+
+// Every key a config file or flag may set, in documentation order.
+const std::vector<ConfigKey>& train_config_keys();
+
+// Sets one key from its text form ("0.1", "adamw", "256,128", "true"). Dashes in `key` count
+// as underscores. Throws InvalidArgumentError naming the key if it is unknown or the value is bad.
+void set_config_value(TrainConfig& config, std::string_view key, std::string_view value);
+// The text form of one key's current value (round-trips through set_config_value).
+std::string get_config_value(const TrainConfig& config, std::string_view key);
+
+// Applies a config file onto `config`: JSON if the file name ends in .json or its text starts
+// with '{', otherwise the YAML subset (one `key: value` per line, `#` comments, lists as
+// `[a, b]` or `a,b`). Throws IoError if unreadable, InvalidArgumentError for unknown keys, bad
+// values or malformed text.
+void apply_config_file(TrainConfig& config, const std::string& path);
+// Same, from text already read (`json` selects the format).
+void apply_config_text(TrainConfig& config, std::string_view text, bool json,
+                       std::string_view origin);
+
+// Checks ranges and combinations that do not depend on the world size (positive epochs, lr,
+// batch given at most once, known names, ...). Throws InvalidArgumentError.
+void validate_config(const TrainConfig& config);
+
+// The per-worker batch (samples per optimizer step on one worker) for `world` workers. Throws
+// InvalidArgumentError if the global batch does not divide by `world`, or the per-worker batch
+// does not divide by grad_accumulation.
+int64_t per_worker_batch(const TrainConfig& config, int world);
+int64_t global_batch(const TrainConfig& config, int world);
+
+// `--key=value` arguments that reproduce `config` (every key), e.g. to start workers.
+std::vector<std::string> config_to_args(const TrainConfig& config);
+
+std::string_view optimizer_name(OptimizerKind kind);
+std::string_view lr_schedule_name(LrScheduleKind kind);
+
+}  // namespace dtrain

@@ -1,0 +1,96 @@
+// The trainer: synchronous data-parallel training of a model on a dataset, one call per rank.
+//
+//   auto comm = connect_world(world_from_env());           // or nullptr: one process
+//   TrainResult r = train(config, comm.get(), std::cout);   // every rank calls it
+//
+// Data order (Note [global batches]). Each epoch has one global order, a permutation of the
+// training split that depends only on (seed, epoch). Optimizer step t of the epoch consumes the
+// global batch order[t*G, (t+1)*G) (G = global batch); rank r reads its contiguous slice
+// [r*G/W, (r+1)*G/W) and cuts it into grad_accumulation micro-batches; the last incomplete global
+// batch of an epoch is dropped. Each micro-batch loss is the mean over its samples divided by the
+// number of micro-batches, and gradients are averaged over ranks, so a step is mathematically the
+// same as one process taking the mean loss over the whole global batch: for a given seed and
+// global batch, W workers and one process see the same samples and compute the same update
+// (up to float rounding). With local SGD (local_sgd_period = H) gradients are not averaged;
+// parameters are averaged every H steps instead.
+//
+// Evaluation runs on the test split: rank r evaluates the contiguous shard r of it and the sums
+// (loss, correct, count) are allreduced, so every rank gets the same result.
+//
+// Output on `log` (rank 0 only): a progress bar on a terminal, else a plain line every log_every
+// steps; "Epoch: N, Loss: L" at the end of each epoch; for linreg "Final Model Parameters:
+// theta_0 = b, theta_1 = w"; the summary table when TrainOutput::summary is set. Metrics JSON
+// lines go to config.metrics (rank 0).
+//
+// Errors: InvalidArgumentError for a bad config (also a global batch that does not divide by the
+// world size), the data/model loaders' errors, and the communicator's (TimeoutError,
+// PeerLostError, MismatchError, ...) when a peer fails; never exits the process.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dtrain/config.h"
+
+namespace torch::nn {
+class Module;
+}
+
+namespace dtrain {
+
+class Communicator;
+struct ModelHandle;
+struct DataSplits;
+
+// What one run achieved. Every rank returns the same numbers except where noted.
+struct TrainResult {
+  int world_size = 1;
+  int64_t global_batch = 0;
+  int64_t steps = 0;              // optimizer steps taken
+  int64_t samples = 0;            // training samples consumed, all ranks together
+  double wall_seconds = 0;        // from the first step to the end of the last evaluation
+  double samples_per_sec = 0;     // samples / training time (evaluation excluded)
+  double final_train_loss = 0;    // mean loss over the last epoch (over all ranks)
+  std::vector<double> epoch_losses;  // mean training loss of each epoch (over all ranks)
+  double test_loss = 0;           // mean loss over the whole test split
+  std::optional<double> test_accuracy;  // fraction in [0, 1]; unset for regression
+  uint64_t bytes_communicated = 0;  // payload bytes sent by all ranks together
+  double comm_seconds = 0;          // time this rank waited for gradient/parameter averaging
+  std::string model;
+  std::string dataset;
+  // The trained model (identical on every rank unless local SGD ended between averagings).
+  std::shared_ptr<torch::nn::Module> module;
+};
+
+struct TrainOutput {
+  // Draw a progress bar (true) or print plain lines (false); unset = isatty(stdout).
+  std::optional<bool> terminal;
+  bool summary = true;  // print the summary table at the end (rank 0)
+};
+
+// Trains the model and dataset named by `config`. `comm` may be null (or of size 1): one
+// process. Collective: every rank of `comm` calls it with the same config.
+TrainResult train(const TrainConfig& config, Communicator* comm, std::ostream& log,
+                  const TrainOutput& output = {});
+
+// Trains a caller's model (any torch::nn::Module wrapped in a ModelHandle, see models.h) on
+// `data`, with the loop, batching and communication above. config.model and config.dataset only
+// label the output.
+TrainResult train(const TrainConfig& config, const ModelHandle& model, const DataSplits& data,
+                  Communicator* comm, std::ostream& log, const TrainOutput& output = {});
+
+// The summary table. With `single` (the same config on one process), adds its column, the
+// speedup (single wall time / distributed wall time) and the accuracy difference.
+void print_summary(std::ostream& out, const TrainResult& result,
+                   const TrainResult* single = nullptr);
+
+// The TrainResult as one JSON object (all fields but `module`), and back; used to hand results
+// between processes. from_json throws CorruptError on malformed text.
+std::string train_result_to_json(const TrainResult& result);
+TrainResult train_result_from_json(const std::string& text);
+
+}  // namespace dtrain

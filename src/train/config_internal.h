@@ -1,0 +1,30 @@
+// Private to src/train and src/cli: the key table behind TrainConfig's text interface.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dtrain/config.h"
+
+namespace dtrain {
+
+struct KeyHandler {
+  // (config, canonical key, text value); throws InvalidArgumentError on a bad value.
+  std::function<void(TrainConfig&, std::string_view, std::string_view)> set;
+  std::function<std::string(const TrainConfig&)> get;
+};
+
+struct KeyEntry {
+  ConfigKey key;
+  KeyHandler handler;
+};
+
+// Dashes to underscores.
+std::string canonical_key(std::string_view key);
+const std::vector<KeyEntry>& key_table();
+// Throws InvalidArgumentError naming `key` if it is not in the table.
+const KeyEntry& find_key(std::string_view key);
+
+}  // namespace dtrain

@@ -1,0 +1,48 @@
+// MetricsSink: one JSON object per line, for machines (jq, pandas). Written by rank 0.
+//
+//   {"kind":"train","step":100,"epoch":0,"loss":0.53,"lr":0.05,"samples_per_sec":41000.0,
+//    "bytes_communicated":812000,"comm_seconds":0.31,"elapsed_s":1.9}
+//   {"kind":"eval","step":468,"epoch":0,"loss":0.41,"accuracy":0.853,...}
+//
+// loss: mean over all ranks (train: since the previous line; eval: the test split); accuracy: a
+// fraction, present only for classification; samples_per_sec: all ranks together, over the
+// interval; bytes_communicated / comm_seconds: cumulative for this rank (sent payload bytes;
+// seconds blocked waiting for communication); elapsed_s since the first step.
+#pragma once
+
+#include <fstream>
+#include <optional>
+#include <string>
+
+namespace dtrain {
+
+struct MetricsRecord {
+  std::string kind;  // "train" | "eval"
+  int64_t step = 0;
+  int64_t epoch = 0;
+  double loss = 0;
+  std::optional<double> accuracy;
+  double lr = 0;
+  double samples_per_sec = 0;
+  uint64_t bytes_communicated = 0;
+  double comm_seconds = 0;
+  double elapsed_s = 0;
+};
+
+class MetricsSink {
+ public:
+  // path: a file (created/truncated), "-" for stdout, "" for nowhere. Throws IoError.
+  explicit MetricsSink(const std::string& path);
+  bool enabled() const { return enabled_; }
+  void write(const MetricsRecord& record);
+
+ private:
+  bool enabled_ = false;
+  bool to_stdout_ = false;
+  std::ofstream file_;
+};
+
+// The line MetricsSink writes for `record` (no newline).
+std::string metrics_json(const MetricsRecord& record);
+
+}  // namespace dtrain
