@@ -131,9 +131,12 @@ class Codec {
   virtual void encode(TensorId id, const float* data, size_t n, Payload& out) = 0;
 
   // out[0..n) = the decoded payload. Throws CorruptError / MismatchError (see above), including
-  // when the payload does not hold exactly n elements.
+  // when the payload does not hold exactly n elements; after a throw, out's contents are
+  // unspecified (the frame is checked before any write, some body checks run while decoding).
   void decode(std::span<const uint8_t> payload, float* out, size_t n) const;
-  void decode(const Payload& payload, float* out, size_t n) const { decode(payload.view(), out, n); }
+  void decode(const Payload& payload, float* out, size_t n) const {
+    decode(payload.view(), out, n);
+  }
   // out[0..n) += the decoded payload (used to sum gathered payloads without a scratch buffer).
   void decode_add(std::span<const uint8_t> payload, float* out, size_t n) const;
 

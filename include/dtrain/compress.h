@@ -30,13 +30,13 @@ namespace dtrain {
 // Bytes and time spent by compressed allreduces (cumulative).
 struct CompressionStats {
   uint64_t calls = 0;
-  uint64_t elements = 0;        // floats averaged
-  uint64_t dense_bytes = 0;     // 4 * elements: what this rank would contribute uncompressed
-  uint64_t payload_bytes = 0;   // exact bytes of the payloads this rank contributed (headers in)
-  uint64_t wire_bytes_sent = 0;      // the communicator's CommStats.bytes_sent delta
+  uint64_t elements = 0;         // floats averaged
+  uint64_t dense_bytes = 0;      // 4 * elements: what this rank would contribute uncompressed
+  uint64_t payload_bytes = 0;    // exact bytes of the payloads this rank contributed (headers in)
+  uint64_t wire_bytes_sent = 0;  // the communicator's CommStats.bytes_sent delta
   uint64_t wire_bytes_received = 0;  // the communicator's CommStats.bytes_received delta
-  double encode_seconds = 0;  // encode + decode + PowerSGD's products
-  double comm_seconds = 0;    // inside the communicator
+  double encode_seconds = 0;         // encode + decode + PowerSGD's products
+  double comm_seconds = 0;           // inside the communicator
 
   // dense_bytes / payload_bytes (0 when nothing was sent).
   double compression_ratio() const;

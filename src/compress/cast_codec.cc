@@ -8,10 +8,17 @@ namespace dtrain::compress {
 
 CastCodec::CastCodec(CodecKind kind) : kind_(kind) {
   switch (kind) {
-    case CodecKind::kNone: dtype_ = DType::kFloat32; break;
-    case CodecKind::kFp16: dtype_ = DType::kFloat16; break;
-    case CodecKind::kBf16: dtype_ = DType::kBFloat16; break;
-    default: throw InvalidArgumentError("CastCodec: not a cast codec kind");
+    case CodecKind::kNone:
+      dtype_ = DType::kFloat32;
+      break;
+    case CodecKind::kFp16:
+      dtype_ = DType::kFloat16;
+      break;
+    case CodecKind::kBf16:
+      dtype_ = DType::kBFloat16;
+      break;
+    default:
+      throw InvalidArgumentError("CastCodec: not a cast codec kind");
   }
 }
 
@@ -45,8 +52,8 @@ void CastCodec::encode(TensorId, const float* data, size_t n, Payload& out) {
 void CastCodec::decode_body(const Header&, std::span<const uint8_t> body, float* out, size_t n,
                             bool accumulate) const {
   if (body.size() != n * dtype_size(dtype_)) {
-    throw CorruptError(name() + " payload: body of " + std::to_string(body.size()) +
-                       " bytes for " + std::to_string(n) + " elements");
+    throw CorruptError(name() + " payload: body of " + std::to_string(body.size()) + " bytes for " +
+                       std::to_string(n) + " elements");
   }
   const uint8_t* b = body.data();
   for (size_t i = 0; i < n; ++i) {

@@ -34,15 +34,24 @@ uint32_t checksum32(std::span<const uint8_t> a, std::span<const uint8_t> b) {
 
 std::string_view codec_kind_name(CodecKind kind) {
   switch (kind) {
-    case CodecKind::kNone: return "none";
-    case CodecKind::kFp16: return "fp16";
-    case CodecKind::kBf16: return "bf16";
-    case CodecKind::kTopK: return "topk";
-    case CodecKind::kRandomK: return "randomk";
-    case CodecKind::kQsgd: return "qsgd";
-    case CodecKind::kSign: return "sign";
-    case CodecKind::kTwoBit: return "2bit";
-    case CodecKind::kPowerSgd: return "powersgd";
+    case CodecKind::kNone:
+      return "none";
+    case CodecKind::kFp16:
+      return "fp16";
+    case CodecKind::kBf16:
+      return "bf16";
+    case CodecKind::kTopK:
+      return "topk";
+    case CodecKind::kRandomK:
+      return "randomk";
+    case CodecKind::kQsgd:
+      return "qsgd";
+    case CodecKind::kSign:
+      return "sign";
+    case CodecKind::kTwoBit:
+      return "2bit";
+    case CodecKind::kPowerSgd:
+      return "powersgd";
   }
   return "unknown";
 }
@@ -79,8 +88,8 @@ std::span<uint8_t> Codec::begin_payload(Payload& out, size_t n, uint64_t aux, ui
 void Codec::seal(Payload& out) const {
   uint8_t* h = out.bytes.data();
   bool with_body = load_le<uint16_t>(h + kOffFlags) & kFlagBodyChecksummed;
-  std::span<const uint8_t> body = with_body ? std::span<const uint8_t>(out.body())
-                                            : std::span<const uint8_t>();
+  std::span<const uint8_t> body =
+      with_body ? std::span<const uint8_t>(out.body()) : std::span<const uint8_t>();
   store_le<uint32_t>(h + kOffChecksum, checksum32({h, kOffChecksum}, body));
 }
 
@@ -110,8 +119,8 @@ void check_frame(std::string_view codec, CodecKind want_kind, bool summable,
             std::to_string(p.size() - kPayloadHeaderBytes) + " (truncated or padded)");
   }
   bool with_body = flags & kFlagBodyChecksummed;
-  std::span<const uint8_t> body = with_body ? p.subspan(kPayloadHeaderBytes)
-                                            : std::span<const uint8_t>();
+  std::span<const uint8_t> body =
+      with_body ? p.subspan(kPayloadHeaderBytes) : std::span<const uint8_t>();
   if (checksum32(p.first(kOffChecksum), body) != load_le<uint32_t>(h + kOffChecksum)) {
     corrupt("checksum mismatch");
   }

@@ -123,13 +123,18 @@ std::string to_string(const CodecSpec& spec) {
       std::snprintf(buf, sizeof buf, ":%g", spec.ratio);
       out += buf;
       break;
-    case CodecKind::kQsgd: out += ":" + std::to_string(spec.levels); break;
+    case CodecKind::kQsgd:
+      out += ":" + std::to_string(spec.levels);
+      break;
     case CodecKind::kTwoBit:
       std::snprintf(buf, sizeof buf, ":%g", spec.threshold);
       out += buf;
       break;
-    case CodecKind::kPowerSgd: out += ":" + std::to_string(spec.rank); break;
-    default: break;
+    case CodecKind::kPowerSgd:
+      out += ":" + std::to_string(spec.rank);
+      break;
+    default:
+      break;
   }
   if (spec.error_feedback == ErrorFeedbackMode::kOn) out += "+ef";
   if (spec.error_feedback == ErrorFeedbackMode::kOff) out += "+noef";
@@ -142,8 +147,12 @@ std::unique_ptr<Codec> make_codec(const CodecSpec& spec, const CodecOptions& opt
   switch (spec.kind) {
     case CodecKind::kNone:
     case CodecKind::kFp16:
-    case CodecKind::kBf16: codec = std::make_unique<CastCodec>(spec.kind); break;
-    case CodecKind::kTopK: codec = std::make_unique<TopKCodec>(spec.ratio); break;
+    case CodecKind::kBf16:
+      codec = std::make_unique<CastCodec>(spec.kind);
+      break;
+    case CodecKind::kTopK:
+      codec = std::make_unique<TopKCodec>(spec.ratio);
+      break;
     case CodecKind::kRandomK:
       codec = std::make_unique<RandomKCodec>(spec.ratio, options.seed);
       break;
@@ -152,8 +161,12 @@ std::unique_ptr<Codec> make_codec(const CodecSpec& spec, const CodecOptions& opt
       codec = std::make_unique<QsgdCodec>(spec.levels, options.qsgd_bucket,
                                           mix64(options.seed ^ mix64(options.rank + 1)));
       break;
-    case CodecKind::kSign: codec = std::make_unique<SignCodec>(); break;
-    case CodecKind::kTwoBit: codec = std::make_unique<TwoBitCodec>(spec.threshold); break;
+    case CodecKind::kSign:
+      codec = std::make_unique<SignCodec>();
+      break;
+    case CodecKind::kTwoBit:
+      codec = std::make_unique<TwoBitCodec>(spec.threshold);
+      break;
     case CodecKind::kPowerSgd:
       codec = std::make_unique<PowerSgdCodec>(
           PowerSgdOptions{spec.rank, options.powersgd_min_elements, options.seed});

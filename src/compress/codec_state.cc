@@ -31,10 +31,9 @@ std::map<TensorId, const std::vector<float>*> entries_with_prefix(std::string_vi
 void save_counters(std::string_view prefix, const std::map<TensorId, uint64_t>& counters,
                    CodecState& out) {
   for (const auto& [id, c] : counters) {
-    out[state_name(prefix, id)] = {static_cast<float>(c & 0xffff),
-                                   static_cast<float>((c >> 16) & 0xffff),
-                                   static_cast<float>((c >> 32) & 0xffff),
-                                   static_cast<float>(c >> 48)};
+    out[state_name(prefix, id)] = {
+        static_cast<float>(c & 0xffff), static_cast<float>((c >> 16) & 0xffff),
+        static_cast<float>((c >> 32) & 0xffff), static_cast<float>(c >> 48)};
   }
 }
 

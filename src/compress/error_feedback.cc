@@ -10,7 +10,9 @@ ErrorFeedback::ErrorFeedback(std::unique_ptr<Codec> inner) : inner_(std::move(in
   if (!inner_) throw InvalidArgumentError("ErrorFeedback: no codec to wrap");
 }
 
-std::string ErrorFeedback::name() const { return inner_->name() + "+ef"; }
+std::string ErrorFeedback::name() const {
+  return inner_->name() + "+ef";
+}
 
 void ErrorFeedback::encode(TensorId id, const float* data, size_t n, Payload& out) {
   std::vector<float>& residual = residuals_[id];

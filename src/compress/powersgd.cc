@@ -36,8 +36,8 @@ PowerSgdPlan PowerSgdCodec::plan(size_t n, std::span<const MatrixSegment> layout
   size_t r = options_.rank, cursor = 0, covered_until = 0;
   for (const MatrixSegment& s : segments) {
     if (s.rows != 0 && s.cols > (n - std::min(n, s.offset)) / s.rows) {
-      throw InvalidArgumentError(name() + ": matrix at offset " + std::to_string(s.offset) +
-                                 " (" + std::to_string(s.rows) + "x" + std::to_string(s.cols) +
+      throw InvalidArgumentError(name() + ": matrix at offset " + std::to_string(s.offset) + " (" +
+                                 std::to_string(s.rows) + "x" + std::to_string(s.cols) +
                                  ") does not fit in " + std::to_string(n) + " elements");
     }
     if (s.offset < covered_until) throw InvalidArgumentError(name() + ": matrices overlap");
@@ -166,9 +166,7 @@ void PowerSgdCodec::encode(TensorId id, const float* data, size_t n, Payload& ou
 
 void PowerSgdCodec::decode_body(const Header& header, std::span<const uint8_t> body, float* out,
                                 size_t n, bool accumulate) const {
-  auto corrupt = [&](const std::string& what) {
-    throw CorruptError(name() + " payload: " + what);
-  };
+  auto corrupt = [&](const std::string& what) { throw CorruptError(name() + " payload: " + what); };
   size_t r = header.param;
   if (r == 0 || r > 1024) corrupt("bad rank");
   if (body.size() < 8) corrupt("truncated");

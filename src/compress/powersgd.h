@@ -28,8 +28,8 @@ struct PowerSgdOptions {
 
 // Which parts of a buffer are compressed and where their factors go.
 struct PowerSgdPlan {
-  std::vector<MatrixSegment> matrices;                // compressed, ascending offsets
-  std::vector<std::pair<size_t, size_t>> dense;       // [begin, end) ranges sent as floats
+  std::vector<MatrixSegment> matrices;           // compressed, ascending offsets
+  std::vector<std::pair<size_t, size_t>> dense;  // [begin, end) ranges sent as floats
   size_t dense_floats = 0;
   size_t p_floats = 0;  // sum rows * r
   size_t q_floats = 0;  // sum cols * r

@@ -1,4 +1,5 @@
 // Quantizing codecs: QSGD (stochastic levels), scaled sign, MXNet-style 2-bit with residual.
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdio>
@@ -14,7 +15,9 @@ namespace dtrain::compress {
 
 namespace {
 
-size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
+size_t ceil_div(size_t a, size_t b) {
+  return (a + b - 1) / b;
+}
 
 // Appends fixed-width codes LSB-first into a byte buffer of the exact size.
 class BitWriter {
@@ -65,7 +68,9 @@ class BitReader {
   unsigned used_ = 0;
 };
 
-unsigned qsgd_bits(uint32_t levels) { return std::bit_width(levels) + 1; }
+unsigned qsgd_bits(uint32_t levels) {
+  return std::bit_width(levels) + 1;
+}
 
 }  // namespace
 
@@ -78,8 +83,8 @@ size_t QsgdCodec::encoded_size(size_t n) const {
 void QsgdCodec::encode(TensorId id, const float* data, size_t n, Payload& out) {
   size_t buckets = ceil_div(n, bucket_);
   unsigned bits = qsgd_bits(levels_);
-  std::span<uint8_t> body = begin_payload(out, n, bucket_, levels_, encoded_size(n) -
-                                                                       kPayloadHeaderBytes);
+  std::span<uint8_t> body =
+      begin_payload(out, n, bucket_, levels_, encoded_size(n) - kPayloadHeaderBytes);
   Rng rng(stream_seed(seed_, id, calls_[id]++));
   BitWriter writer(body.data() + 4 * buckets);
   const float s = static_cast<float>(levels_);
@@ -136,9 +141,13 @@ void QsgdCodec::decode_body(const Header& header, std::span<const uint8_t> body,
   if (reader.leftover() != 0) throw CorruptError(name() + " payload: nonzero padding bits");
 }
 
-void QsgdCodec::save_state(CodecState& out) const { save_counters("qsgd.calls", calls_, out); }
+void QsgdCodec::save_state(CodecState& out) const {
+  save_counters("qsgd.calls", calls_, out);
+}
 
-void QsgdCodec::load_state(const CodecState& in) { load_counters("qsgd.calls", in, calls_); }
+void QsgdCodec::load_state(const CodecState& in) {
+  load_counters("qsgd.calls", in, calls_);
+}
 
 // ---- scaled sign -------------------------------------------------------------------------
 
@@ -172,10 +181,13 @@ void SignCodec::decode_body(const Header&, std::span<const uint8_t> body, float*
   if (n % 32 && load_le<uint32_t>(body.data() + 4 * words) >> (n % 32)) {
     throw CorruptError("sign payload: nonzero padding bits");
   }
-  for (size_t i = 0; i < n; ++i) {
-    uint32_t word = load_le<uint32_t>(body.data() + 4 + 4 * (i / 32));
-    float v = (word >> (i % 32)) & 1 ? scale : -scale;
-    out[i] = accumulate ? out[i] + v : v;
+  if (!accumulate) std::fill(out, out + n, 0.0f);
+  const float values[2] = {-scale, scale};
+  for (size_t w = 0; w < words; ++w) {
+    uint32_t word = load_le<uint32_t>(body.data() + 4 + 4 * w);
+    float* o = out + 32 * w;
+    size_t count = std::min<size_t>(32, n - 32 * w);
+    for (size_t b = 0; b < count; ++b) o[b] += values[(word >> b) & 1];
   }
 }
 
@@ -199,8 +211,8 @@ void TwoBitCodec::encode(TensorId id, const float* data, size_t n, Payload& out)
                                std::to_string(n) + " elements, its residual " +
                                std::to_string(residual.size()));
   }
-  std::span<uint8_t> body = begin_payload(out, n, 0, std::bit_cast<uint32_t>(threshold_),
-                                          4 * ceil_div(n, 16));
+  std::span<uint8_t> body =
+      begin_payload(out, n, 0, std::bit_cast<uint32_t>(threshold_), 4 * ceil_div(n, 16));
   const float t = threshold_;
   for (size_t w = 0; w < ceil_div(n, 16); ++w) {
     uint32_t word = 0;
@@ -241,10 +253,13 @@ void TwoBitCodec::decode_body(const Header& header, std::span<const uint8_t> bod
       throw CorruptError(name() + " payload: nonzero padding bits");
     }
   }
-  for (size_t i = 0; i < n; ++i) {
-    uint32_t code = (load_le<uint32_t>(body.data() + 4 * (i / 16)) >> (2 * (i % 16))) & 3;
-    float v = code == 1 ? t : code == 2 ? -t : 0.0f;
-    out[i] = accumulate ? out[i] + v : v;
+  if (!accumulate) std::fill(out, out + n, 0.0f);
+  const float values[4] = {0.0f, t, -t, 0.0f};
+  for (size_t w = 0; w < words; ++w) {
+    uint32_t word = load_le<uint32_t>(body.data() + 4 * w);
+    float* o = out + 16 * w;
+    size_t count = std::min<size_t>(16, n - 16 * w);
+    for (size_t b = 0; b < count; ++b) o[b] += values[(word >> (2 * b)) & 3];
   }
 }
 
@@ -254,8 +269,12 @@ std::span<const float> TwoBitCodec::residual(TensorId id) const {
   return it->second;
 }
 
-void TwoBitCodec::save_state(CodecState& out) const { save_vectors("2bit", residuals_, out); }
+void TwoBitCodec::save_state(CodecState& out) const {
+  save_vectors("2bit", residuals_, out);
+}
 
-void TwoBitCodec::load_state(const CodecState& in) { load_vectors("2bit", in, residuals_); }
+void TwoBitCodec::load_state(const CodecState& in) {
+  load_vectors("2bit", in, residuals_);
+}
 
 }  // namespace dtrain::compress

@@ -23,7 +23,9 @@ void check_index_range(std::string_view codec, size_t n) {
 }
 
 // Magnitude used for ranking; NaN ranks first so that a NaN gradient is not silently dropped.
-inline float rank_magnitude(float x) { return std::isnan(x) ? INFINITY : std::fabs(x); }
+inline float rank_magnitude(float x) {
+  return std::isnan(x) ? INFINITY : std::fabs(x);
+}
 
 std::string ratio_text(double r) {
   char buf[32];
@@ -41,7 +43,9 @@ size_t kept_count(double ratio, size_t n) {
 
 // ---- top-k -------------------------------------------------------------------------------
 
-std::string TopKCodec::name() const { return "topk:" + ratio_text(ratio_); }
+std::string TopKCodec::name() const {
+  return "topk:" + ratio_text(ratio_);
+}
 
 size_t TopKCodec::encoded_size(size_t n) const {
   return kPayloadHeaderBytes + 8 * kept_count(ratio_, n);
@@ -105,7 +109,9 @@ void TopKCodec::decode_body(const Header& header, std::span<const uint8_t> body,
 
 // ---- random-k ----------------------------------------------------------------------------
 
-std::string RandomKCodec::name() const { return "randomk:" + ratio_text(ratio_); }
+std::string RandomKCodec::name() const {
+  return "randomk:" + ratio_text(ratio_);
+}
 
 size_t RandomKCodec::encoded_size(size_t n) const {
   return kPayloadHeaderBytes + 4 * kept_count(ratio_, n);
@@ -153,8 +159,12 @@ void RandomKCodec::decode_body(const Header& header, std::span<const uint8_t> bo
   for (size_t j = 0; j < k; ++j) out[idx[j]] += load_le<float>(body.data() + 4 * j);
 }
 
-void RandomKCodec::save_state(CodecState& out) const { save_counters("randomk.calls", calls_, out); }
+void RandomKCodec::save_state(CodecState& out) const {
+  save_counters("randomk.calls", calls_, out);
+}
 
-void RandomKCodec::load_state(const CodecState& in) { load_counters("randomk.calls", in, calls_); }
+void RandomKCodec::load_state(const CodecState& in) {
+  load_counters("randomk.calls", in, calls_);
+}
 
 }  // namespace dtrain::compress

@@ -26,17 +26,18 @@ TEST(CodecSpecTest, ParsesEveryCodec) {
 }
 
 TEST(CodecSpecTest, RoundTripsThroughToString) {
-  for (const char* s : {"none", "fp16", "bf16", "topk:0.01", "randomk:0.25+noef", "qsgd:16",
-                        "sign", "2bit:0.5", "powersgd:4", "qsgd:8+ef"}) {
+  for (const char* s : {"none", "fp16", "bf16", "topk:0.01", "randomk:0.25+noef", "qsgd:16", "sign",
+                        "2bit:0.5", "powersgd:4", "qsgd:8+ef"}) {
     EXPECT_EQ(to_string(parse_codec_spec(s)), s);
   }
 }
 
 TEST(CodecSpecTest, RejectsBadSpecs) {
-  for (const char* s : {"", "zip", "topk", "topk:", "topk:0", "topk:1.5", "topk:-0.1", "topk:abc",
-                        "topk:0.1x", "qsgd:0", "qsgd:40000", "qsgd:2.5", "2bit:0", "2bit:-1",
-                        "powersgd:0", "powersgd:r", "fp16:1", "sign+maybe", "2bit:0.5+ef",
-                        "powersgd:2+ef", "none:"}) {
+  for (const char* s : {"",           "zip",       "topk",       "topk:",       "topk:0",
+                        "topk:1.5",   "topk:-0.1", "topk:abc",   "topk:0.1x",   "qsgd:0",
+                        "qsgd:40000", "qsgd:2.5",  "2bit:0",     "2bit:-1",     "powersgd:0",
+                        "powersgd:r", "fp16:1",    "sign+maybe", "2bit:0.5+ef", "powersgd:2+ef",
+                        "none:"}) {
     EXPECT_THROW(parse_codec_spec(s), InvalidArgumentError) << s;
   }
 }

@@ -59,8 +59,8 @@ TEST(CompressedAllreduceTest, Fp16AveragesRankPlusOne) {
 TEST(CompressedAllreduceTest, EveryCodecGivesIdenticalResultsOnAllRanks) {
   const int world = 3;
   const size_t n = 4096;
-  for (const char* spec : {"none", "fp16", "bf16", "topk:0.05", "randomk:0.05", "qsgd:8",
-                           "sign", "2bit:0.5", "powersgd:2"}) {
+  for (const char* spec : {"none", "fp16", "bf16", "topk:0.05", "randomk:0.05", "qsgd:8", "sign",
+                           "2bit:0.5", "powersgd:2"}) {
     std::vector<std::vector<float>> results(world);
     run_ranks(world, [&](int rank, Communicator& comm) {
       GradientCompressor compressor({.spec = spec}, rank);

@@ -12,8 +12,8 @@ namespace {
 
 using testing::gaussian_vector;
 
-const char* const kSpecs[] = {"none",   "fp16",   "bf16",    "topk:0.1",  "randomk:0.1",
-                              "qsgd:5", "qsgd:1", "sign",    "2bit:0.2", "powersgd:2"};
+const char* const kSpecs[] = {"none",   "fp16",   "bf16", "topk:0.1", "randomk:0.1",
+                              "qsgd:5", "qsgd:1", "sign", "2bit:0.2", "powersgd:2"};
 
 TEST(PayloadCorruptionTest, TruncationAtEveryLengthIsCorruptError) {
   const size_t n = 1100;
