@@ -131,15 +131,16 @@ ProcessResult run_process(const std::vector<std::string>& argv,
   }
   if (result.timed_out) kill(-pid, SIGKILL);
   int status = 0;
+  pid_t reaped = 0;
   // After EOF the child exits promptly; bound the wait anyway.
-  for (int i = 0; waitpid(pid, &status, WNOHANG) == 0; ++i) {
+  for (int i = 0; (reaped = waitpid(pid, &status, WNOHANG)) == 0; ++i) {
     if (i == 1000) {  // ~10 s after stdout closed
       kill(-pid, SIGKILL);
       result.timed_out = true;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  result.exit_code = reaped == pid && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
 }
 
