@@ -69,7 +69,15 @@ TEST(CompressedAllreduceTest, EveryCodecGivesIdenticalResultsOnAllRanks) {
       results[rank] = data;
       CompressionStats s = compressor.stats();
       EXPECT_EQ(s.calls, 1u);
-      EXPECT_GT(s.payload_bytes, 0u);
+      EXPECT_EQ(s.dense_bytes, 4 * n);
+      auto codec = make_codec(parse_codec_spec(spec));
+      if (codec->aggregation() != Aggregation::kLowRank) {
+        EXPECT_EQ(s.payload_bytes, codec->encoded_size(n)) << spec;
+      }
+      if (codec->aggregation() == Aggregation::kGather) {
+        // Every other rank's payload reaches this one.
+        EXPECT_GE(s.wire_bytes_received, (world - 1) * s.payload_bytes) << spec;
+      }
     });
     for (int r = 1; r < world; ++r) EXPECT_EQ(results[r], results[0]) << spec << " rank " << r;
     std::vector<float> mean(n, 0.0f);
@@ -159,6 +167,29 @@ TEST(CompressedAllreduceTest, PowerSgdAveragesARankRMatrixExactly) {
     CompressionStats s = compressor.stats();
     EXPECT_EQ(s.payload_bytes, 4 * (10 + rows * r + cols * r));
   });
+}
+
+// A compressor restored from another's state continues exactly where that one was.
+TEST(CompressedAllreduceTest, CompressorStateRestoresTheSameTrajectory) {
+  const int world = 2;
+  const size_t n = 300;
+  for (const char* spec : {"topk:0.05", "randomk:0.05", "2bit:0.3", "powersgd:2", "qsgd:3"}) {
+    std::vector<std::vector<float>> first(world), second(world);
+    run_ranks(world, [&](int rank, Communicator& comm) {
+      CompressorOptions options{.spec = spec, .powersgd_min_elements = 16};
+      GradientCompressor a(options, rank);
+      std::vector<float> g = gaussian_vector(n, 50 + rank);
+      std::vector<float> tmp = g;
+      a.allreduce(comm, tmp.data(), n, 1);
+      GradientCompressor b(options, rank);
+      b.load_state(a.state());
+      first[rank] = g;
+      a.allreduce(comm, first[rank].data(), n, 1);
+      second[rank] = g;
+      b.allreduce(comm, second[rank].data(), n, 1);
+    });
+    for (int r = 0; r < world; ++r) EXPECT_EQ(first[r], second[r]) << spec << " rank " << r;
+  }
 }
 
 TEST(CompressedAllreduceTest, MismatchedSpecsFailOnEveryRank) {
