@@ -38,13 +38,14 @@ namespace dtrain {
 
 using ForwardFn = std::function<torch::Tensor(const torch::Tensor& input)>;
 // Returns a scalar (0-d) loss to minimise.
-using LossFn = std::function<torch::Tensor(const torch::Tensor& output, const torch::Tensor& target)>;
+using LossFn =
+    std::function<torch::Tensor(const torch::Tensor& output, const torch::Tensor& target)>;
 
 struct ModelHandle {
   std::string name;  // "linreg", ..., or the name given to wrap_module
   std::string task;  // "regression" | "classification" | "lm" | anything a user module declares
   std::shared_ptr<torch::nn::Module> module;  // owns the parameters (move it with module->to())
-  ForwardFn forward;  // bound to *module: a clone of module needs its own handle
+  ForwardFn forward;  // bound to *module (shares it): a clone of module needs its own handle
   LossFn loss;
 
   int64_t num_parameters() const;  // total element count of module->parameters()
@@ -66,9 +67,9 @@ struct ModelOptions {
   int64_t vocab_size = 0;  // required (fit_to_dataset sets it)
   int64_t context = 64;    // longest input sequence (learned position embeddings)
   int64_t layers = 2;
-  int64_t width = 128;     // model dimension; a multiple of heads
+  int64_t width = 128;  // model dimension; a multiple of heads
   int64_t heads = 4;
-  int64_t mlp_ratio = 4;   // MLP hidden width = mlp_ratio * width
+  int64_t mlp_ratio = 4;  // MLP hidden width = mlp_ratio * width
 };
 
 // Builds the model `options.name`. Throws InvalidArgumentError for an unknown name or bad sizes.
@@ -95,7 +96,7 @@ ModelHandle wrap_module(std::string name, std::shared_ptr<torch::nn::Module> mod
 template <typename M>
 ModelHandle wrap_module(std::string name, std::shared_ptr<M> module, LossFn loss,
                         std::string task = "custom") {
-  ForwardFn forward = [m = module.get()](const torch::Tensor& x) { return m->forward(x); };
+  ForwardFn forward = [module](const torch::Tensor& x) { return module->forward(x); };
   return wrap_module(std::move(name), std::static_pointer_cast<torch::nn::Module>(module),
                      std::move(forward), std::move(loss), std::move(task));
 }

@@ -15,13 +15,14 @@
 // The shuffle uses a self-contained PRNG (splitmix64 feeding Fisher-Yates with unbiased bounded
 // draws), so the order is identical across compilers, standard libraries and machines.
 //
-// Position. A SamplerPosition {epoch, offset} names "the next example this rank reads": offset counts
-// examples of this rank's shard already consumed in `epoch`. Checkpoints store it; resuming with
-// indices(position) or batches(position, ...) continues exactly where the run stopped, provided the
-// world size is unchanged (after a world-size change, restart the epoch: offsets are per-rank).
+// Position. A SamplerPosition {epoch, offset} names "the next example this rank reads": offset
+// counts examples of this rank's shard already consumed in `epoch`. Checkpoints store it; resuming
+// with indices(position) or batches(position, ...) continues exactly where the run stopped,
+// provided the world size is unchanged (after a world-size change, restart the epoch: offsets are
+// per-rank).
 //
-// Thread-safety: the sampler is immutable after construction; all methods are const and safe to call
-// concurrently.
+// Thread-safety: the sampler is immutable after construction; all methods are const and safe to
+// call concurrently.
 #pragma once
 
 #include <cstdint>

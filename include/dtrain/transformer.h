@@ -35,8 +35,8 @@ class CausalSelfAttentionImpl : public torch::nn::Module {
  public:
   CausalSelfAttentionImpl(int64_t width, int64_t heads);
   torch::Tensor forward(const torch::Tensor& x);  // [B, T, D] -> [B, T, D]
-  torch::nn::Linear qkv{nullptr};   // D -> 3D (queries, keys, values)
-  torch::nn::Linear proj{nullptr};  // D -> D (residual branch output)
+  torch::nn::Linear qkv{nullptr};                 // D -> 3D (queries, keys, values)
+  torch::nn::Linear proj{nullptr};                // D -> D (residual branch output)
   int64_t heads;
 };
 TORCH_MODULE(CausalSelfAttention);
@@ -68,7 +68,7 @@ class TransformerLmImpl : public torch::nn::Module {
   torch::Tensor pos_emb;                  // [C, D]
   torch::nn::ModuleList blocks{nullptr};  // L TransformerBlock
   torch::nn::LayerNorm ln_f{nullptr};
-  torch::nn::Linear head{nullptr};        // D -> V
+  torch::nn::Linear head{nullptr};  // D -> V
 
  private:
   TransformerOptions options_;

@@ -31,7 +31,9 @@ Batch Dataset::slice(int64_t begin, int64_t end) const {
   return {inputs.slice(0, begin, end), targets.slice(0, begin, end)};
 }
 
-std::vector<std::string> dataset_names() { return {"fashion-mnist", "synthetic-linear", "text"}; }
+std::vector<std::string> dataset_names() {
+  return {"fashion-mnist", "synthetic-linear", "text"};
+}
 
 std::string fashion_mnist_dir(const DatasetOptions& options) {
   if (!options.data_dir.empty()) return options.data_dir;

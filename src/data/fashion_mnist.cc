@@ -14,8 +14,12 @@ namespace fs = std::filesystem;
 constexpr int64_t kSide = 28;
 constexpr int64_t kClasses = 10;
 
-std::string images_file(const std::string& split) { return split + "-images-idx3-ubyte.gz"; }
-std::string labels_file(const std::string& split) { return split + "-labels-idx1-ubyte.gz"; }
+std::string images_file(const std::string& split) {
+  return split + "-images-idx3-ubyte.gz";
+}
+std::string labels_file(const std::string& split) {
+  return split + "-labels-idx1-ubyte.gz";
+}
 
 // One split ("train" or "t10k"): images float32 [N, 1, 28, 28] normalised, labels int64 [N].
 Dataset load_split(const fs::path& dir, const std::string& split, int64_t limit) {
@@ -60,7 +64,8 @@ Dataset load_split(const fs::path& dir, const std::string& split, int64_t limit)
 }  // namespace
 
 DataSplits load_fashion_mnist(const std::string& dir, int64_t limit) {
-  if (limit < 0) throw InvalidArgumentError("dataset limit must be >= 0, got " + std::to_string(limit));
+  if (limit < 0)
+    throw InvalidArgumentError("dataset limit must be >= 0, got " + std::to_string(limit));
   const fs::path root(dir);
   std::error_code ec;
   for (const std::string split : {"train", "t10k"}) {

@@ -32,8 +32,8 @@ int64_t read_fully(gzFile f, uint8_t* dst, int64_t n, const std::filesystem::pat
     if (got < 0) {
       int errnum = 0;
       const char* msg = gzerror(f, &errnum);
-      throw CorruptError("IDX file " + path.string() + " is damaged (gzip: " +
-                         (msg ? msg : "unknown error") + ")");
+      throw CorruptError("IDX file " + path.string() +
+                         " is damaged (gzip: " + (msg ? msg : "unknown error") + ")");
     }
     if (got == 0) break;
     done += got;

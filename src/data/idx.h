@@ -1,4 +1,5 @@
-// Reader and writer for IDX files of unsigned bytes (the MNIST / Fashion-MNIST format), gzip or not.
+// Reader and writer for IDX files of unsigned bytes (the MNIST / Fashion-MNIST format), gzip or
+// plain.
 //
 // Format (all integers big-endian): 2 zero bytes, a type byte (0x08 = unsigned byte, the only type
 // handled here), a byte with the number of dimensions d, then d uint32 sizes, then the row-major
@@ -13,9 +14,9 @@
 namespace dtrain::idx {
 
 struct IdxArray {
-  std::vector<int64_t> dims;  // dims[0] = number of items (after max_items capping)
+  std::vector<int64_t> dims;   // dims[0] = number of items (after max_items capping)
   int64_t declared_items = 0;  // the item count in the file's header
-  std::vector<uint8_t> data;  // row-major, product(dims) bytes
+  std::vector<uint8_t> data;   // row-major, product(dims) bytes
   int64_t item_bytes() const;  // product(dims[1:]) (1 for a 1-d array)
 };
 

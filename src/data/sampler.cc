@@ -28,7 +28,8 @@ uint64_t splitmix64_next(uint64_t& state) {
 }
 
 std::vector<int64_t> seeded_permutation(int64_t n, uint64_t seed, uint64_t stream) {
-  if (n < 0) throw InvalidArgumentError("seeded_permutation: n must be >= 0, got " + std::to_string(n));
+  if (n < 0)
+    throw InvalidArgumentError("seeded_permutation: n must be >= 0, got " + std::to_string(n));
   std::vector<int64_t> order(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) order[static_cast<size_t>(i)] = i;
   // Derive one independent stream per (seed, stream) pair: hash the seed, fold in the stream, hash
@@ -71,12 +72,14 @@ DistributedSampler::DistributedSampler(int64_t dataset_size, int rank, int world
     throw InvalidArgumentError("sampler: dataset size must be >= 0, got " +
                                std::to_string(dataset_size));
   }
-  if (world < 1) throw InvalidArgumentError("sampler: world must be >= 1, got " + std::to_string(world));
+  if (world < 1)
+    throw InvalidArgumentError("sampler: world must be >= 1, got " + std::to_string(world));
   if (rank < 0 || rank >= world) {
     throw InvalidArgumentError("sampler: rank " + std::to_string(rank) + " not in [0, " +
                                std::to_string(world) + ")");
   }
-  num_samples_ = policy == Policy::kDropLast ? dataset_size / world : (dataset_size + world - 1) / world;
+  num_samples_ =
+      policy == Policy::kDropLast ? dataset_size / world : (dataset_size + world - 1) / world;
 }
 
 std::vector<int64_t> DistributedSampler::permutation(int64_t epoch) const {

@@ -35,8 +35,9 @@ DataSplits make_synthetic_linear(const DatasetOptions& options) {
                                std::to_string(options.noise));
   }
   if (options.x_dist != "uniform" && options.x_dist != "normal") {
-    throw InvalidArgumentError("synthetic-linear: x_dist must be \"uniform\" or \"normal\", got \"" +
-                               options.x_dist + "\"");
+    throw InvalidArgumentError(
+        "synthetic-linear: x_dist must be \"uniform\" or \"normal\", got \"" + options.x_dist +
+        "\"");
   }
   if (options.limit < 0) throw InvalidArgumentError("dataset limit must be >= 0");
   auto cap = [&](int64_t n) { return options.limit > 0 ? std::min(n, options.limit) : n; };

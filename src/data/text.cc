@@ -59,12 +59,12 @@ Dataset windows(const torch::Tensor& tokens, const DatasetOptions& options) {
 }  // namespace
 
 std::string generate_text(int64_t chars, uint64_t seed) {
-  static constexpr const char* kAdjectives[] = {"small", "quiet", "bright", "old", "red", "calm",
-                                                "quick", "heavy", "green", "distant"};
-  static constexpr const char* kNouns[] = {"river", "machine", "garden", "teacher", "signal",
-                                           "window", "forest", "engine", "letter", "market"};
-  static constexpr const char* kVerbs[] = {"follows", "builds", "watches", "carries", "finds",
-                                           "remembers", "opens", "measures"};
+  static constexpr const char* kAdjectives[] = {"small", "quiet", "bright", "old",   "red",
+                                                "calm",  "quick", "heavy",  "green", "distant"};
+  static constexpr const char* kNouns[] = {"river",  "machine", "garden", "teacher", "signal",
+                                           "window", "forest",  "engine", "letter",  "market"};
+  static constexpr const char* kVerbs[] = {"follows", "builds",    "watches", "carries",
+                                           "finds",   "remembers", "opens",   "measures"};
   static constexpr const char* kPrepositions[] = {"near", "under", "behind", "beside", "across"};
   if (chars < 0) throw InvalidArgumentError("generate_text: chars must be >= 0");
   uint64_t state = seed ^ 0x7e57c0de5eedULL;

@@ -37,7 +37,9 @@ int64_t ModelHandle::num_parameters() const {
   return n;
 }
 
-std::vector<std::string> model_names() { return {"linreg", "logreg", "mlp", "cnn", "transformer"}; }
+std::vector<std::string> model_names() {
+  return {"linreg", "logreg", "mlp", "cnn", "transformer"};
+}
 
 ModelHandle make_model(const ModelOptions& o) {
   if (o.name == "linreg") return handle_for(o.name, "regression", LinearRegression(o.seed));
@@ -46,7 +48,8 @@ ModelHandle make_model(const ModelOptions& o) {
                       LogisticRegression(o.in_features, o.num_classes, o.seed));
   }
   if (o.name == "mlp") {
-    return handle_for(o.name, "classification", Mlp(o.in_features, o.hidden, o.num_classes, o.seed));
+    return handle_for(o.name, "classification",
+                      Mlp(o.in_features, o.hidden, o.num_classes, o.seed));
   }
   if (o.name == "cnn") {
     return handle_for(o.name, "classification",

@@ -47,8 +47,11 @@ torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x) {
 
 TransformerLmImpl::TransformerLmImpl(const TransformerOptions& options) : options_(options) {
   const TransformerOptions& o = options_;
-  for (auto [value, what] : {std::pair{o.vocab_size, "vocab_size"}, {o.context, "context"},
-                             {o.layers, "layers"}, {o.width, "width"}, {o.heads, "heads"},
+  for (auto [value, what] : {std::pair{o.vocab_size, "vocab_size"},
+                             {o.context, "context"},
+                             {o.layers, "layers"},
+                             {o.width, "width"},
+                             {o.heads, "heads"},
                              {o.mlp_ratio, "mlp_ratio"}}) {
     if (value < 1) {
       throw InvalidArgumentError(std::string("transformer ") + what + " must be >= 1, got " +

@@ -34,9 +34,15 @@ LinearRegressionImpl::LinearRegressionImpl(uint64_t seed) {
   init_parameters(*this, seed);
 }
 
-torch::Tensor LinearRegressionImpl::forward(const torch::Tensor& x) { return fc->forward(x); }
-double LinearRegressionImpl::theta0() const { return fc->bias.item<double>(); }
-double LinearRegressionImpl::theta1() const { return fc->weight.item<double>(); }
+torch::Tensor LinearRegressionImpl::forward(const torch::Tensor& x) {
+  return fc->forward(x);
+}
+double LinearRegressionImpl::theta0() const {
+  return fc->bias.item<double>();
+}
+double LinearRegressionImpl::theta1() const {
+  return fc->weight.item<double>();
+}
 
 LogisticRegressionImpl::LogisticRegressionImpl(int64_t in_features, int64_t num_classes,
                                                uint64_t seed) {
@@ -67,7 +73,8 @@ MlpImpl::MlpImpl(int64_t in_features, std::vector<int64_t> hidden, int64_t num_c
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
   const size_t n = layers->size();
-  torch::Tensor h = flatten_to(x, layers->ptr<torch::nn::LinearImpl>(0)->options.in_features(), "mlp");
+  torch::Tensor h =
+      flatten_to(x, layers->ptr<torch::nn::LinearImpl>(0)->options.in_features(), "mlp");
   for (size_t i = 0; i < n; ++i) {
     h = layers->ptr<torch::nn::LinearImpl>(i)->forward(h);
     if (i + 1 < n) h = torch::relu(h);

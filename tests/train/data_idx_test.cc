@@ -22,7 +22,8 @@ void expect_error(Fn fn, std::initializer_list<std::string> parts) {
     fn();
     ADD_FAILURE() << "no exception";
   } catch (const E& e) {
-    for (const std::string& p : parts) EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
+    for (const std::string& p : parts)
+      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
   }
 }
 
@@ -60,14 +61,17 @@ TEST(IdxTest, RejectsBadHeadersAndTruncation) {
 
   // Header declares 5 items of 3 bytes, the file holds 4 items.
   const fs::path shortf = dir.path() / "short";
-  testing::write_bytes(shortf, std::string("\0\0\x08\x02\0\0\0\x05\0\0\0\x03", 12) + std::string(12, 'a'));
-  expect_error<CorruptError>([&] { idx::read_idx_ubyte(shortf, 2); }, {shortf.string(), "truncated"});
+  testing::write_bytes(shortf,
+                       std::string("\0\0\x08\x02\0\0\0\x05\0\0\0\x03", 12) + std::string(12, 'a'));
+  expect_error<CorruptError>([&] { idx::read_idx_ubyte(shortf, 2); },
+                             {shortf.string(), "truncated"});
   EXPECT_EQ(idx::read_idx_ubyte(shortf, 2, 4).dims[0], 4);  // a prefix that is complete is fine
 
   // A gzip stream cut in the middle.
   const fs::path big = dir.path() / "big.gz";
   std::vector<uint8_t> noise(50000);
-  for (size_t i = 0; i < noise.size(); ++i) noise[i] = static_cast<uint8_t>((i * 2654435761u) >> 13);
+  for (size_t i = 0; i < noise.size(); ++i)
+    noise[i] = static_cast<uint8_t>((i * 2654435761u) >> 13);
   idx::write_idx_ubyte_gz(big, {50000}, noise);
   const std::string bytes = testing::read_bytes(big);
   testing::write_bytes(big, bytes.substr(0, bytes.size() / 2));

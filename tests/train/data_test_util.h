@@ -33,7 +33,9 @@ class TempDir {
 };
 
 // Pixel p of image i is (i * 7 + p) % 256; label of item i is i % 10.
-inline uint8_t fake_pixel(int64_t i, int64_t p) { return static_cast<uint8_t>((i * 7 + p) % 256); }
+inline uint8_t fake_pixel(int64_t i, int64_t p) {
+  return static_cast<uint8_t>((i * 7 + p) % 256);
+}
 
 inline void write_fake_split(const std::filesystem::path& dir, const std::string& split, int64_t n,
                              int64_t side = 28) {

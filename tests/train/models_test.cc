@@ -1,4 +1,5 @@
-// The model zoo: shapes, parameter counts, seeded initialisation, causality, and that training works.
+// The model zoo: shapes, parameter counts, seeded initialisation, causality, and that training
+// works.
 #include "dtrain/models.h"
 
 #include <gtest/gtest.h>
@@ -124,7 +125,8 @@ TEST(ModelsTest, LinregSgdRecoversTheLeastSquaresLine) {
   auto [first, last] = sgd_steps(m, data.train.inputs, data.train.targets, 400, 0.5);
   EXPECT_LT(last, first);
   // Closed form: slope = cov(x, y) / var(x), intercept = mean(y) - slope * mean(x).
-  const torch::Tensor x = data.train.inputs.to(torch::kFloat64), y = data.train.targets.to(torch::kFloat64);
+  const torch::Tensor x = data.train.inputs.to(torch::kFloat64),
+                      y = data.train.targets.to(torch::kFloat64);
   const double slope = ((x - x.mean()) * (y - y.mean())).sum().item<double>() /
                        (x - x.mean()).pow(2).sum().item<double>();
   const double intercept = y.mean().item<double>() - slope * x.mean().item<double>();
@@ -196,15 +198,20 @@ TEST(ModelsTest, WrapsAUserModule) {
   auto [first, last] = sgd_steps(h, x, y, 50, 0.5);
   EXPECT_LT(last, 0.5 * first);
   // An explicit forward and loss for any module.
-  ModelHandle custom = wrap_module("custom", net.ptr(), [&](const torch::Tensor& in) { return net(in) * 2; },
-                                   [](const torch::Tensor& out, const torch::Tensor&) { return out.sum(); });
+  ModelHandle custom = wrap_module(
+      "custom", net.ptr(), [&](const torch::Tensor& in) { return net(in) * 2; },
+      [](const torch::Tensor& out, const torch::Tensor&) { return out.sum(); });
   EXPECT_TRUE(custom.forward(x).equal(net->forward(x) * 2));
-  EXPECT_THROW(wrap_module("bad", net, {}, "custom"), InvalidArgumentError);  // no loss for "custom"
+  EXPECT_THROW(wrap_module("bad", net, {}, "custom"),
+               InvalidArgumentError);  // no loss for "custom"
 }
 
 TEST(ModelsTest, FitsOptionsToDatasetsAndRejectsBadOptions) {
-  Dataset images{.name = "img", .task = "classification", .inputs = torch::zeros({5, 3, 32, 32}),
-                 .targets = torch::zeros({5}, torch::kInt64), .num_classes = 7};
+  Dataset images{.name = "img",
+                 .task = "classification",
+                 .inputs = torch::zeros({5, 3, 32, 32}),
+                 .targets = torch::zeros({5}, torch::kInt64),
+                 .num_classes = 7};
   ModelOptions cnn = fit_to_dataset(ModelOptions{.name = "cnn"}, images);
   EXPECT_EQ(cnn.in_channels, 3);
   EXPECT_EQ(cnn.image_size, 32);
@@ -212,8 +219,11 @@ TEST(ModelsTest, FitsOptionsToDatasetsAndRejectsBadOptions) {
   EXPECT_EQ(fit_to_dataset(ModelOptions{.name = "mlp"}, images).in_features, 3 * 32 * 32);
   EXPECT_THROW(fit_to_dataset(ModelOptions{.name = "linreg"}, images), InvalidArgumentError);
   EXPECT_THROW(fit_to_dataset(ModelOptions{.name = "transformer"}, images), InvalidArgumentError);
-  Dataset text{.name = "text", .task = "lm", .inputs = torch::zeros({5, 32}, torch::kInt64),
-               .targets = torch::zeros({5, 32}, torch::kInt64), .num_classes = 65};
+  Dataset text{.name = "text",
+               .task = "lm",
+               .inputs = torch::zeros({5, 32}, torch::kInt64),
+               .targets = torch::zeros({5, 32}, torch::kInt64),
+               .num_classes = 65};
   ModelOptions lm = fit_to_dataset(ModelOptions{.name = "transformer"}, text);
   EXPECT_EQ(lm.vocab_size, 65);
   EXPECT_EQ(lm.context, 32);

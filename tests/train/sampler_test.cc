@@ -122,7 +122,8 @@ TEST(SamplerTest, BatchesAndResumePositions) {
   EXPECT_EQ(s.position_after(2, 4, 8), (SamplerPosition{3, 0}));
   EXPECT_EQ(s.position_after(2, 3, 8, true), (SamplerPosition{3, 0}));
   EXPECT_TRUE(s.indices(SamplerPosition{2, 25}).empty());
-  EXPECT_EQ(split_batches({1, 2, 3, 4, 5}, 2), (std::vector<std::vector<int64_t>>{{1, 2}, {3, 4}, {5}}));
+  EXPECT_EQ(split_batches({1, 2, 3, 4, 5}, 2),
+            (std::vector<std::vector<int64_t>>{{1, 2}, {3, 4}, {5}}));
 }
 
 TEST(SamplerTest, RejectsBadArguments) {
