@@ -34,11 +34,11 @@ struct WorldInfo {
   int local_world_size = 1;
   int node_rank = 0;
   int nnodes = 1;
-  std::string store_addr;   // "host:port"; empty = no store (only valid for a world of 1)
-  std::string run_id;       // prefix of this run's keys in the store
-  std::string secret;       // empty = the store does not authenticate
+  std::string store_addr;  // "host:port"; empty = no store (only valid for a world of 1)
+  std::string run_id;      // prefix of this run's keys in the store
+  std::string secret;      // empty = the store does not authenticate
   std::optional<std::chrono::milliseconds> timeout;  // DTRAIN_TIMEOUT_MS
-  std::string listen_host;  // empty = the communicator's default
+  std::string listen_host;                           // empty = the communicator's default
   Source source = Source::kNone;
 };
 

@@ -29,10 +29,10 @@ LogLevel parse_log_level(std::string_view text, std::string_view what = "log lev
 LogLevel log_level_from_env(LogLevel fallback = LogLevel::kInfo);
 
 struct LogOptions {
-  int rank = -1;                    // >= 0: lines say "rank R"; < 0: lines say `name`
-  std::string name = "dtrain";      // shown when rank < 0 (e.g. "launcher")
+  int rank = -1;                // >= 0: lines say "rank R"; < 0: lines say `name`
+  std::string name = "dtrain";  // shown when rank < 0 (e.g. "launcher")
   LogLevel level = LogLevel::kInfo;
-  spdlog::sink_ptr sink;            // where lines go; null = stderr
+  spdlog::sink_ptr sink;  // where lines go; null = stderr
 };
 
 // Replaces spdlog's default logger by one with the pattern above. Idempotent; a later call wins.

@@ -38,15 +38,21 @@ Subcommand add_launch_command(CLI::App& parent) {
   LaunchOptions& o = flags->options;
   CLI::App* sub = parent.add_subcommand(
       "launch", "Start the workers of one node: dtrain launch --nproc N [options] -- CMD ARGS...");
-  sub->add_option("--nproc", o.nproc, "workers on this node")->required()->check(CLI::Range(1, 4096));
-  sub->add_option("--nnodes", o.nnodes, "nodes in the job")->capture_default_str()->check(CLI::Range(1, 4096));
+  sub->add_option("--nproc", o.nproc, "workers on this node")
+      ->required()
+      ->check(CLI::Range(1, 4096));
+  sub->add_option("--nnodes", o.nnodes, "nodes in the job")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
   sub->add_option("--node-rank", o.node_rank, "this node's rank, in [0, nnodes)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  sub->add_option("--store", o.store_addr,
-                  "HOST:PORT of the run's store (node 0 hosts it there); default: a free local port");
-  sub->add_option("--host", o.host,
-                  "address the hosted store binds (default 127.0.0.1, or 0.0.0.0 with several nodes)");
+  sub->add_option(
+      "--store", o.store_addr,
+      "HOST:PORT of the run's store (node 0 hosts it there); default: a free local port");
+  sub->add_option(
+      "--host", o.host,
+      "address the hosted store binds (default 127.0.0.1, or 0.0.0.0 with several nodes)");
   sub->add_option("--run-id", o.run_id, "the run's namespace in the store (default: generated)");
   sub->add_option("--listen-host", o.listen_host,
                   "address the workers' transports listen on (passed as DTRAIN_LISTEN_HOST)");

@@ -20,15 +20,17 @@ std::unique_ptr<Communicator> connect_world(const WorldInfo& world, CommOptions 
   std::shared_ptr<Store> store;
   if (world.store_addr.empty()) {
     if (world.world_size != 1) {
-      throw InvalidArgumentError("a world of " + std::to_string(world.world_size) +
-                                 " ranks needs a store: set DTRAIN_STORE_ADDR (dtrain launch does)");
+      throw InvalidArgumentError(
+          "a world of " + std::to_string(world.world_size) +
+          " ranks needs a store: set DTRAIN_STORE_ADDR (dtrain launch does)");
     }
     store = std::make_shared<MemoryStore>();
   } else {
     TcpStoreOptions store_options;
     store_options.secret = world.secret;
     store_options.connect_timeout = options.connect_timeout;
-    store = std::make_shared<PrefixStore>(world.run_id, TcpStore::connect(world.store_addr, store_options));
+    store = std::make_shared<PrefixStore>(world.run_id,
+                                          TcpStore::connect(world.store_addr, store_options));
   }
   return Communicator::create_gloo(std::move(store), world.rank, world.world_size, options);
 }

@@ -52,8 +52,8 @@ constexpr int64_t kMaxRanks = 1 << 20;
 
 void check_below(const char* what, int value, const char* bound_name, int bound) {
   if (value >= bound) {
-    throw InvalidArgumentError(std::string(what) + "=" + std::to_string(value) +
-                               " must be below " + bound_name + "=" + std::to_string(bound));
+    throw InvalidArgumentError(std::string(what) + "=" + std::to_string(value) + " must be below " +
+                               bound_name + "=" + std::to_string(bound));
   }
 }
 
@@ -129,6 +129,8 @@ WorldInfo world_from_env(const EnvLookup& lookup) {
   return world;
 }
 
-WorldInfo world_from_env() { return world_from_env(process_env()); }
+WorldInfo world_from_env() {
+  return world_from_env(process_env());
+}
 
 }  // namespace dtrain

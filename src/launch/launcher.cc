@@ -68,7 +68,8 @@ void validate_launch_options(const LaunchOptions& options) {
                                " is not in [0, " + std::to_string(options.nnodes) + ")");
   }
   if (options.command.empty()) {
-    throw InvalidArgumentError("no worker command (give it after --: dtrain launch ... -- CMD ...)");
+    throw InvalidArgumentError(
+        "no worker command (give it after --: dtrain launch ... -- CMD ...)");
   }
   if (options.nnodes > 1 && options.store_addr.empty()) {
     throw InvalidArgumentError("--store HOST:PORT is needed with --nnodes > 1 (node 0's address)");

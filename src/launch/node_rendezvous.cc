@@ -73,7 +73,8 @@ NodeRendezvous::NodeRendezvous(const LaunchOptions& options, const std::string& 
     client_ = TcpStore::connect(options.store_addr, store_options);
     run_id_ = client_->get(kRunIdKey, deadline);
     if (!options.run_id.empty() && options.run_id != run_id_) {
-      throw MismatchError("--run-id " + options.run_id + " differs from node 0's run id " + run_id_);
+      throw MismatchError("--run-id " + options.run_id + " differs from node 0's run id " +
+                          run_id_);
     }
     spdlog::info("joined the store at {} (run id {})", store_addr_, run_id_);
   }
@@ -101,7 +102,8 @@ void NodeRendezvous::barrier(const std::string& phase, Deadline deadline, Signal
     }
     if (signals == nullptr) continue;
     for (int sig : signals->take()) {
-      if (sig != SIGCHLD) throw AbortedError("received " + signal_name(sig) + " while nodes " + phase);
+      if (sig != SIGCHLD)
+        throw AbortedError("received " + signal_name(sig) + " while nodes " + phase);
     }
   }
 }

@@ -47,6 +47,8 @@ ScopedIgnore::ScopedIgnore(int sig) : sig_(sig) {
   sigaction(sig_, &ignore, &previous_);
 }
 
-ScopedIgnore::~ScopedIgnore() { sigaction(sig_, &previous_, nullptr); }
+ScopedIgnore::~ScopedIgnore() {
+  sigaction(sig_, &previous_, nullptr);
+}
 
 }  // namespace dtrain::launcher

@@ -68,13 +68,14 @@ class Supervisor {
   int run() {
     while (true) {
       reap();
-      bool any_running = std::any_of(tracked_.begin(), tracked_.end(),
-                                     [](const Tracked& t) { return t.running; });
+      bool any_running =
+          std::any_of(tracked_.begin(), tracked_.end(), [](const Tracked& t) { return t.running; });
       if (!any_running) {
         if (!drain_deadline_) drain_deadline_ = Clock::now() + options_.drain_timeout;
         if (!any_stream_open() || Clock::now() >= *drain_deadline_) break;
       }
-      if (kill_deadline_ && Clock::now() >= *kill_deadline_) kill_remaining("did not stop within the grace period");
+      if (kill_deadline_ && Clock::now() >= *kill_deadline_)
+        kill_remaining("did not stop within the grace period");
       wait_for_events();
     }
     for (auto& t : tracked_) {
@@ -166,7 +167,8 @@ class Supervisor {
     for (auto deadline : {kill_deadline_, drain_deadline_}) {
       if (!deadline) continue;
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - now);
-      timeout = std::clamp(left + std::chrono::milliseconds(1), std::chrono::milliseconds(0), timeout);
+      timeout =
+          std::clamp(left + std::chrono::milliseconds(1), std::chrono::milliseconds(0), timeout);
     }
     int n = ::poll(fds.data(), fds.size(), static_cast<int>(timeout.count()));
     if (n <= 0) return;
@@ -210,8 +212,8 @@ class Supervisor {
   SignalWatch& signals_;
   const SupervisorOptions& options_;
   std::vector<Tracked> tracked_;
-  std::optional<int> first_failure_;     // exit code of the first worker that failed
-  std::optional<int> stop_signal_;       // signal that asked the launcher to stop
+  std::optional<int> first_failure_;                 // exit code of the first worker that failed
+  std::optional<int> stop_signal_;                   // signal that asked the launcher to stop
   std::optional<Clock::time_point> kill_deadline_;   // SIGKILL whoever still runs then
   std::optional<Clock::time_point> drain_deadline_;  // stop reading output then
 };

@@ -90,8 +90,8 @@ WorkerProcess spawn_worker(const WorkerSpec& spec) {
   posix_spawnattr_setsigmask(&sa.attr, &empty);
   posix_spawnattr_setsigdefault(&sa.attr, &defaults);
   posix_spawnattr_setpgroup(&sa.attr, 0);
-  posix_spawnattr_setflags(&sa.attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                         POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setflags(&sa.attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 
   std::vector<char*> argv, envp;
   for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));

@@ -11,17 +11,17 @@
 namespace dtrain::launcher {
 
 struct WorkerSpec {
-  int rank = 0;                      // global rank (for messages and the output prefix)
-  std::string path;                  // executable file (resolve_executable)
-  std::vector<std::string> argv;     // argv[0] included
-  std::vector<std::string> env;      // "NAME=value" entries: the whole environment
+  int rank = 0;                   // global rank (for messages and the output prefix)
+  std::string path;               // executable file (resolve_executable)
+  std::vector<std::string> argv;  // argv[0] included
+  std::vector<std::string> env;   // "NAME=value" entries: the whole environment
 };
 
 struct WorkerProcess {
   int rank = 0;
-  pid_t pid = -1;     // also the id of the worker's own process group
-  UniqueFd out;       // read end of the worker's stdout (non-blocking)
-  UniqueFd err;       // read end of the worker's stderr (non-blocking)
+  pid_t pid = -1;  // also the id of the worker's own process group
+  UniqueFd out;    // read end of the worker's stdout (non-blocking)
+  UniqueFd err;    // read end of the worker's stderr (non-blocking)
 };
 
 // The executable that execvp would run for `name`: `name` itself when it holds a '/', else the

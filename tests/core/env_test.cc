@@ -28,14 +28,20 @@ std::string error_for(std::map<std::string, std::string> vars) {
 }
 
 const std::map<std::string, std::string> kLaunched = {
-    {"DTRAIN_RANK", "5"},          {"DTRAIN_LOCAL_RANK", "1"},
-    {"DTRAIN_WORLD_SIZE", "8"},    {"DTRAIN_LOCAL_WORLD_SIZE", "4"},
-    {"DTRAIN_NODE_RANK", "1"},     {"DTRAIN_NNODES", "2"},
-    {"DTRAIN_STORE_ADDR", "10.0.0.1:29500"}, {"DTRAIN_RUN_ID", "r1"},
-    {"DTRAIN_SECRET", "s3cret"},   {"DTRAIN_TIMEOUT_MS", "1500"},
+    {"DTRAIN_RANK", "5"},
+    {"DTRAIN_LOCAL_RANK", "1"},
+    {"DTRAIN_WORLD_SIZE", "8"},
+    {"DTRAIN_LOCAL_WORLD_SIZE", "4"},
+    {"DTRAIN_NODE_RANK", "1"},
+    {"DTRAIN_NNODES", "2"},
+    {"DTRAIN_STORE_ADDR", "10.0.0.1:29500"},
+    {"DTRAIN_RUN_ID", "r1"},
+    {"DTRAIN_SECRET", "s3cret"},
+    {"DTRAIN_TIMEOUT_MS", "1500"},
 };
 
-std::map<std::string, std::string> launched_with(const std::string& name, const std::string& value) {
+std::map<std::string, std::string> launched_with(const std::string& name,
+                                                 const std::string& value) {
   auto vars = kLaunched;
   vars[name] = value;
   return vars;
@@ -68,13 +74,18 @@ TEST(EnvTest, ReadsEveryLauncherVariable) {
 }
 
 TEST(EnvTest, MalformedValuesNameTheVariable) {
-  EXPECT_NE(error_for(launched_with("DTRAIN_RANK", "abc")).find("DTRAIN_RANK='abc'"), std::string::npos);
+  EXPECT_NE(error_for(launched_with("DTRAIN_RANK", "abc")).find("DTRAIN_RANK='abc'"),
+            std::string::npos);
   EXPECT_NE(error_for(launched_with("DTRAIN_RANK", "1x")).find("DTRAIN_RANK"), std::string::npos);
   EXPECT_NE(error_for(launched_with("DTRAIN_RANK", "-1")).find("DTRAIN_RANK"), std::string::npos);
-  EXPECT_NE(error_for(launched_with("DTRAIN_WORLD_SIZE", "0")).find("DTRAIN_WORLD_SIZE"), std::string::npos);
-  EXPECT_NE(error_for(launched_with("DTRAIN_TIMEOUT_MS", "soon")).find("DTRAIN_TIMEOUT_MS"), std::string::npos);
-  EXPECT_NE(error_for(launched_with("DTRAIN_STORE_ADDR", "hostonly")).find("DTRAIN_STORE_ADDR"), std::string::npos);
-  EXPECT_NE(error_for(launched_with("DTRAIN_STORE_ADDR", "h:99999")).find("DTRAIN_STORE_ADDR"), std::string::npos);
+  EXPECT_NE(error_for(launched_with("DTRAIN_WORLD_SIZE", "0")).find("DTRAIN_WORLD_SIZE"),
+            std::string::npos);
+  EXPECT_NE(error_for(launched_with("DTRAIN_TIMEOUT_MS", "soon")).find("DTRAIN_TIMEOUT_MS"),
+            std::string::npos);
+  EXPECT_NE(error_for(launched_with("DTRAIN_STORE_ADDR", "hostonly")).find("DTRAIN_STORE_ADDR"),
+            std::string::npos);
+  EXPECT_NE(error_for(launched_with("DTRAIN_STORE_ADDR", "h:99999")).find("DTRAIN_STORE_ADDR"),
+            std::string::npos);
 }
 
 TEST(EnvTest, InconsistentValuesAreRejected) {
@@ -84,8 +95,10 @@ TEST(EnvTest, InconsistentValuesAreRejected) {
 }
 
 TEST(EnvTest, MissingRequiredVariablesAreNamed) {
-  EXPECT_NE(error_for({{"DTRAIN_WORLD_SIZE", "2"}}).find("DTRAIN_RANK is not set"), std::string::npos);
-  EXPECT_NE(error_for({{"DTRAIN_RANK", "0"}}).find("DTRAIN_WORLD_SIZE is not set"), std::string::npos);
+  EXPECT_NE(error_for({{"DTRAIN_WORLD_SIZE", "2"}}).find("DTRAIN_RANK is not set"),
+            std::string::npos);
+  EXPECT_NE(error_for({{"DTRAIN_RANK", "0"}}).find("DTRAIN_WORLD_SIZE is not set"),
+            std::string::npos);
   EXPECT_NE(error_for({{"DTRAIN_RANK", "0"}, {"DTRAIN_WORLD_SIZE", "2"}}).find("DTRAIN_STORE_ADDR"),
             std::string::npos);
   // A world of one needs no store.
@@ -118,8 +131,10 @@ TEST(EnvTest, DtrainVariablesWinOverOpenMpi) {
 }
 
 TEST(EnvTest, ParsesHostPort) {
-  EXPECT_EQ(parse_host_port("127.0.0.1:80", "x"), std::make_pair(std::string("127.0.0.1"), uint16_t{80}));
-  EXPECT_EQ(parse_host_port("[::1]:29500", "x"), std::make_pair(std::string("::1"), uint16_t{29500}));
+  EXPECT_EQ(parse_host_port("127.0.0.1:80", "x"),
+            std::make_pair(std::string("127.0.0.1"), uint16_t{80}));
+  EXPECT_EQ(parse_host_port("[::1]:29500", "x"),
+            std::make_pair(std::string("::1"), uint16_t{29500}));
   EXPECT_THROW(parse_host_port(":80", "x"), InvalidArgumentError);
   EXPECT_THROW(parse_host_port("h:", "x"), InvalidArgumentError);
   EXPECT_THROW(parse_host_port("h:0", "x"), InvalidArgumentError);

@@ -12,7 +12,6 @@
 #include <fstream>
 #include <sstream>
 
-
 extern char** environ;
 
 namespace dtrain::testing {
@@ -104,10 +103,16 @@ ChildResult ChildProcess::wait(std::chrono::milliseconds limit) {
   return result;
 }
 
-std::string ChildProcess::out_so_far() const { return read_file(out_path_); }
-std::string ChildProcess::err_so_far() const { return read_file(err_path_); }
+std::string ChildProcess::out_so_far() const {
+  return read_file(out_path_);
+}
+std::string ChildProcess::err_so_far() const {
+  return read_file(err_path_);
+}
 
-std::string dtrain_binary() { return std::string(DTRAIN_BINARY_DIR) + "/dtrain"; }
+std::string dtrain_binary() {
+  return std::string(DTRAIN_BINARY_DIR) + "/dtrain";
+}
 
 ChildResult run_dtrain(const std::vector<std::string>& args, const std::filesystem::path& dir,
                        std::chrono::milliseconds limit, const std::vector<std::string>& env) {

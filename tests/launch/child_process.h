@@ -69,7 +69,9 @@ bool wait_until(Pred pred, std::chrono::milliseconds limit) {
   auto end = std::chrono::steady_clock::now() + limit;
   while (!pred()) {
     if (std::chrono::steady_clock::now() >= end) return false;
-    struct timespec ts{0, 20 * 1000 * 1000};
+    struct timespec ts {
+      0, 20 * 1000 * 1000
+    };
     nanosleep(&ts, nullptr);
   }
   return true;

@@ -1,8 +1,8 @@
 // Drives the real `dtrain launch` with /bin/sh workers: output prefixing, the environment
 // contract, failure propagation, signal forwarding and usage errors.
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <netinet/in.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -48,7 +48,8 @@ TEST(LaunchCliTest, AllWorkersSucceedAndEveryLineIsPrefixed) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   auto out = lines_of(r.out);
   ASSERT_EQ(out.size(), 6u) << r.out;
-  for (const auto& line : out) EXPECT_TRUE(std::regex_match(line, std::regex("\\[rank [0-2]\\] .*"))) << line;
+  for (const auto& line : out)
+    EXPECT_TRUE(std::regex_match(line, std::regex("\\[rank [0-2]\\] .*"))) << line;
   for (int rank = 0; rank < 3; ++rank) {
     std::string prefix = "[rank " + std::to_string(rank) + "] ";
     EXPECT_TRUE(contains(r.out, prefix + "hello " + std::to_string(rank) + "\n")) << r.out;
@@ -80,7 +81,8 @@ TEST(LaunchCliTest, EachWorkerGetsItsOwnEnvironment) {
   for (const auto& text : lines_of(r.out)) {
     std::smatch m;
     ASSERT_TRUE(std::regex_match(text, m, line)) << text;
-    EXPECT_EQ(m[1], m[2]);  // prefix rank == DTRAIN_RANK (the launcher's own DTRAIN_RANK is replaced)
+    EXPECT_EQ(m[1],
+              m[2]);  // prefix rank == DTRAIN_RANK (the launcher's own DTRAIN_RANK is replaced)
     EXPECT_EQ(m[2], m[3]);  // one node: local rank == rank
     ranks.insert(std::stoi(m[2]));
     stores.insert(m[4]);
@@ -91,8 +93,8 @@ TEST(LaunchCliTest, EachWorkerGetsItsOwnEnvironment) {
 
 TEST(LaunchCliTest, GeneratedSecretIs128BitHexAndRunIdIsShared) {
   TempDir dir;
-  auto r = run_dtrain(sh_workers(2, "echo \"$DTRAIN_SECRET $DTRAIN_RUN_ID\""), dir.path(), seconds(20),
-                      {"DTRAIN_SECRET="});
+  auto r = run_dtrain(sh_workers(2, "echo \"$DTRAIN_SECRET $DTRAIN_RUN_ID\""), dir.path(),
+                      seconds(20), {"DTRAIN_SECRET="});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto out = lines_of(r.out);
   ASSERT_EQ(out.size(), 2u);
@@ -156,13 +158,18 @@ void expect_signal_forwarded(int sig, const std::string& name) {
   EXPECT_EQ(result.exit_code, 128 + sig) << result.err;
   EXPECT_LT(result.elapsed, seconds(8));
   for (int r = 0; r < 3; ++r) {
-    EXPECT_EQ(read_file(dir.path() / ("stopped." + std::to_string(r))), name + "\n") << "rank " << r;
+    EXPECT_EQ(read_file(dir.path() / ("stopped." + std::to_string(r))), name + "\n")
+        << "rank " << r;
   }
   EXPECT_TRUE(contains(result.err, "received SIG" + name)) << result.err;
 }
 
-TEST(LaunchCliTest, SigtermIsForwardedToEveryWorker) { expect_signal_forwarded(SIGTERM, "TERM"); }
-TEST(LaunchCliTest, SigintIsForwardedToEveryWorker) { expect_signal_forwarded(SIGINT, "INT"); }
+TEST(LaunchCliTest, SigtermIsForwardedToEveryWorker) {
+  expect_signal_forwarded(SIGTERM, "TERM");
+}
+TEST(LaunchCliTest, SigintIsForwardedToEveryWorker) {
+  expect_signal_forwarded(SIGINT, "INT");
+}
 
 TEST(LaunchCliTest, BadFlagsPrintUsage) {
   TempDir dir;
@@ -170,9 +177,9 @@ TEST(LaunchCliTest, BadFlagsPrintUsage) {
            std::vector<std::string>{"launch", "--nproc", "2", "--bogus", "--", "true"},
            std::vector<std::string>{"launch", "--nproc", "zero", "--", "true"},
            std::vector<std::string>{"launch", "--nproc", "0", "--", "true"},
-           std::vector<std::string>{"launch", "--", "true"},             // --nproc missing
-           std::vector<std::string>{"launch", "--nproc", "2"},           // command missing
-           std::vector<std::string>{"frobnicate"},                       // unknown subcommand
+           std::vector<std::string>{"launch", "--", "true"},    // --nproc missing
+           std::vector<std::string>{"launch", "--nproc", "2"},  // command missing
+           std::vector<std::string>{"frobnicate"},              // unknown subcommand
        }) {
     auto r = run_dtrain(args, dir.path());
     EXPECT_EQ(r.exit_code, 2) << args[args.size() - 1];
@@ -226,18 +233,32 @@ TEST(LaunchCliTest, TwoNodesShareOneStoreAndRunId) {
   TempDir dir;
   std::string store = "127.0.0.1:" + std::to_string(free_port());
   std::string script =
-      "echo \"$DTRAIN_RANK $DTRAIN_LOCAL_RANK $DTRAIN_NODE_RANK $DTRAIN_WORLD_SIZE $DTRAIN_RUN_ID\"";
+      "echo \"$DTRAIN_RANK $DTRAIN_LOCAL_RANK $DTRAIN_NODE_RANK $DTRAIN_WORLD_SIZE "
+      "$DTRAIN_RUN_ID\"";
   auto node_args = [&](int node) {
-    std::vector<std::string> argv = {dtrain_binary(), "launch", "--nproc", "2", "--nnodes", "2",
-                                     "--node-rank", std::to_string(node), "--store", store,
-                                     "--host", "127.0.0.1", "--", "/bin/sh", "-c", script};
+    std::vector<std::string> argv = {dtrain_binary(),
+                                     "launch",
+                                     "--nproc",
+                                     "2",
+                                     "--nnodes",
+                                     "2",
+                                     "--node-rank",
+                                     std::to_string(node),
+                                     "--store",
+                                     store,
+                                     "--host",
+                                     "127.0.0.1",
+                                     "--",
+                                     "/bin/sh",
+                                     "-c",
+                                     script};
     return argv;
   };
   // Node 1 starts once node 0 listens: a client retrying a connect to a port nobody listens on
   // can be handed that very port as its own and connect to itself (TCP simultaneous open).
   ChildProcess node0(node_args(0), dir.path(), {"DTRAIN_SECRET=shared"});
-  ASSERT_TRUE(wait_until([&] { return contains(node0.err_so_far(), "hosting the store"); },
-                         seconds(10)))
+  ASSERT_TRUE(
+      wait_until([&] { return contains(node0.err_so_far(), "hosting the store"); }, seconds(10)))
       << node0.err_so_far();
   ChildProcess node1(node_args(1), dir.path(), {"DTRAIN_SECRET=shared"});
   auto r0 = node0.wait(seconds(20));

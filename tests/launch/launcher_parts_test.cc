@@ -68,7 +68,7 @@ TEST(WorkerProcessTest, ResolvesCommandsLikeExecvp) {
   std::ofstream(plain) << "not a program\n";
   std::filesystem::permissions(plain, std::filesystem::perms::owner_read);
   EXPECT_THROW(resolve_executable(plain.string(), "/bin"), NotFoundError);  // not executable
-  EXPECT_THROW(resolve_executable("/bin", "/bin"), NotFoundError);           // a directory
+  EXPECT_THROW(resolve_executable("/bin", "/bin"), NotFoundError);          // a directory
   EXPECT_THROW(resolve_executable("", "/bin"), InvalidArgumentError);
 }
 
