@@ -1,0 +1,140 @@
+// Loading, listing and --resume auto (see checkpoint.h).
+#include <algorithm>
+
+#include "checkpoint/checkpoint_io.h"
+#include "checkpoint/manifest.h"
+#include "checkpoint/safetensors.h"
+#include "dtrain/error.h"
+
+namespace dtrain {
+namespace {
+
+std::string base_name(const std::string& path) {
+  auto slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// Every ckpt-<step> entry of `dir` (complete or not) as (step, name), newest first; empty when
+// `dir` does not exist.
+std::vector<std::pair<int64_t, std::string>> checkpoint_entries(CheckpointFs& fs,
+                                                                const std::string& dir) {
+  std::vector<std::pair<int64_t, std::string>> out;
+  if (!fs.exists(dir)) return out;
+  for (const auto& name : fs.list_dir(dir)) {
+    if (auto step = parse_checkpoint_dir_name(name)) out.emplace_back(*step, name);
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  return out;
+}
+
+// Checks that the manifest's model signature describes the tensors of model.safetensors.
+void check_signature_against_model_file(const Checkpoint& c, const std::string& where) {
+  auto model = c.files.find("model");
+  if (model == c.files.end()) return;
+  for (const auto& p : c.model.params) {
+    auto t = model->second.find(p.name);
+    if (t == model->second.end() || t->second.dtype != p.dtype || t->second.shape != p.shape) {
+      throw CorruptError(where +
+                         ": manifest.json's model signature disagrees with model.safetensors "
+                         "at '" +
+                         p.name + "'");
+    }
+  }
+}
+
+}  // namespace
+
+Checkpoint load_checkpoint(const std::string& path, const LoadOptions& options) {
+  auto fs = fs_or_posix(options.fs);
+  const std::string where = "checkpoint " + path;
+  if (!fs->exists(path)) throw NotFoundError(where + " does not exist");
+  const std::string manifest_path = path + "/" + std::string(kManifestFileName);
+  if (!fs->exists(manifest_path)) {
+    if (!checkpoint_entries(*fs, path).empty()) {
+      throw NotFoundError(path +
+                          " holds checkpoints but is not one: name one of its ckpt-* "
+                          "directories, or resume with 'auto'");
+    }
+    throw NotFoundError(where + ": manifest.json is missing (incomplete save or not a checkpoint)");
+  }
+  std::vector<uint8_t> manifest_bytes = fs->read_file(manifest_path);
+  ParsedManifest parsed = parse_manifest(manifest_bytes, where + ": manifest.json");
+  Checkpoint c = std::move(parsed.fields);
+
+  for (const ManifestFile& f : parsed.files) {
+    const std::string file_path = path + "/" + f.name;
+    if (!fs->exists(file_path)) {
+      throw NotFoundError(where + ": " + f.name + " is missing (listed in manifest.json)");
+    }
+    std::vector<uint8_t> data = fs->read_file(file_path);
+    if (data.size() != f.bytes) {
+      throw CorruptError(where + ": " + f.name +
+                         (data.size() < f.bytes ? " is truncated: " : " has the wrong size: ") +
+                         std::to_string(data.size()) + " bytes, manifest.json says " +
+                         std::to_string(f.bytes));
+    }
+    uint32_t crc = crc32_of(data);
+    if (crc != f.crc32) {
+      throw CorruptError(where + ": checksum mismatch in " + f.name + " (crc32 " +
+                         std::to_string(crc) + ", manifest.json says " + std::to_string(f.crc32) +
+                         ")");
+    }
+    SafetensorsContents contents = decode_safetensors(data, where + ": " + f.name);
+    if (contents.tensors.size() != f.tensors) {
+      throw CorruptError(where + ": " + f.name + " has " + std::to_string(contents.tensors.size()) +
+                         " tensors, manifest.json says " + std::to_string(f.tensors));
+    }
+    std::string stem = f.name.substr(0, f.name.size() - kTensorFileSuffix.size());
+    c.files[stem] = std::move(contents.tensors);
+  }
+  check_signature_against_model_file(c, where);
+  if (options.expected_model) check_model_signature(*options.expected_model, c.model, where);
+  return c;
+}
+
+std::vector<std::string> list_checkpoints(const std::string& dir,
+                                          const std::shared_ptr<CheckpointFs>& fs_in) {
+  auto fs = fs_or_posix(fs_in);
+  std::vector<std::string> out;
+  auto entries = checkpoint_entries(*fs, dir);
+  for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
+    std::string path = dir + "/" + it->second;
+    if (fs->exists(path + "/" + std::string(kManifestFileName))) out.push_back(path);
+  }
+  return out;
+}
+
+ResumeChoice find_resume(const std::string& dir, const LoadOptions& options) {
+  LoadOptions opts = options;
+  opts.fs = fs_or_posix(options.fs);
+  ResumeChoice choice;
+  for (const auto& [step, name] : checkpoint_entries(*opts.fs, dir)) {
+    const std::string path = dir + "/" + name;
+    try {
+      choice.checkpoint = load_checkpoint(path, opts);
+      choice.path = path;
+      return choice;
+    } catch (const Error& e) {
+      // Messages start with "checkpoint <path>: " or "checkpoint <path> "; the list names the path.
+      std::string reason = e.what();
+      const std::string prefix = "checkpoint " + path;
+      if (reason.starts_with(prefix)) {
+        reason.erase(0, prefix.size());
+        if (reason.starts_with(":")) reason.erase(0, 1);
+        if (reason.starts_with(" ")) reason.erase(0, 1);
+      }
+      choice.skipped.push_back({path, reason});
+    }
+  }
+  return choice;
+}
+
+std::string ResumeChoice::describe() const {
+  std::string s = checkpoint
+                      ? "resuming from " + path + " (step " + std::to_string(checkpoint->step) + ")"
+                      : std::string("no loadable checkpoint; starting from scratch");
+  for (const auto& k : skipped) s += "; skipped " + base_name(k.path) + ": " + k.reason;
+  return s;
+}
+
+}  // namespace dtrain
