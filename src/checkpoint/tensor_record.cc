@@ -1,5 +1,5 @@
 // TensorRecord, ModelSignature and Checkpoint helpers.
-#include <cstring>
+#include <cstdint>
 
 #include "checkpoint/safetensors.h"
 #include "dtrain/checkpoint.h"
@@ -21,8 +21,8 @@ TensorRecord TensorRecord::copy_of(std::string name, DType dtype, std::vector<in
                                    const void* data) {
   TensorRecord r{std::move(name), dtype, std::move(shape), {}};
   size_t size = static_cast<size_t>(r.numel()) * dtype_size(dtype);
-  r.bytes.resize(size);
-  if (size > 0) std::memcpy(r.bytes.data(), data, size);
+  const auto* p = static_cast<const uint8_t*>(data);
+  r.bytes.assign(p, p + size);
   return r;
 }
 
