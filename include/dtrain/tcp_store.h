@@ -29,7 +29,8 @@ namespace dtrain {
 
 struct TcpStoreOptions {
   std::string secret;  // per-run secret; clients must present it (empty = the empty secret)
-  std::chrono::milliseconds connect_timeout = kDefaultTimeout;  // clients retry transient errors until then
+  std::chrono::milliseconds connect_timeout =
+      kDefaultTimeout;                          // clients retry transient errors until then
   size_t max_message_bytes = size_t{64} << 20;  // larger messages (payload bytes) are refused
   // After a client has connected once, a later reconnect (after a timeout or a lost connection)
   // retries refused connections for at most this long (and never past the call's deadline), then

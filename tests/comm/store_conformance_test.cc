@@ -70,7 +70,9 @@ class EnvNames {
 };
 TYPED_TEST_SUITE(StoreConformanceTest, StoreEnvs, EnvNames);
 
-Deadline soon() { return Deadline::after(5s); }
+Deadline soon() {
+  return Deadline::after(5s);
+}
 
 TYPED_TEST(StoreConformanceTest, SetGetOverwrite) {
   auto& s = *this->store_;
@@ -127,7 +129,8 @@ TYPED_TEST(StoreConformanceTest, CompareSetFollowsTheContract) {
   // Absent and expected absent: swaps.
   EXPECT_EQ(s.compare_set("k", std::nullopt, "first", soon()), std::optional<std::string>("first"));
   // Present but expected absent: no swap, returns the current value.
-  EXPECT_EQ(s.compare_set("k", std::nullopt, "second", soon()), std::optional<std::string>("first"));
+  EXPECT_EQ(s.compare_set("k", std::nullopt, "second", soon()),
+            std::optional<std::string>("first"));
   // Wrong expectation: no swap.
   EXPECT_EQ(s.compare_set("k", std::string("nope"), "second", soon()),
             std::optional<std::string>("first"));
@@ -204,8 +207,17 @@ TYPED_TEST(StoreConformanceTest, BinaryValuesAndUnusualKeysRoundTrip) {
   for (int b = 0; b < 256; ++b) all_bytes.push_back(static_cast<char>(b));
   std::string big(1 << 20, '\0');
   for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>((i * 131) % 251);
-  const std::vector<std::string> keys = {"a/b", "..", ".", "with space", "%41", "A", "lock",
-                                         "k_A", ".tmp.x", "\xc3\xbc", std::string("nul\0key", 7)};
+  const std::vector<std::string> keys = {"a/b",
+                                         "..",
+                                         ".",
+                                         "with space",
+                                         "%41",
+                                         "A",
+                                         "lock",
+                                         "k_A",
+                                         ".tmp.x",
+                                         "\xc3\xbc",
+                                         std::string("nul\0key", 7)};
   for (size_t i = 0; i < keys.size(); ++i) s.set(keys[i], all_bytes + std::to_string(i), soon());
   for (size_t i = 0; i < keys.size(); ++i) {
     EXPECT_EQ(s.get(keys[i], soon()), all_bytes + std::to_string(i)) << "key #" << i;

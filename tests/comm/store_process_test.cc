@@ -54,7 +54,8 @@ TEST(StoreProcessTest, ForkedRanksRendezvousOverTcpStore) {
   options.secret = "process-secret";
   options.connect_timeout = 5s;
   TcpStoreServer server("127.0.0.1", 0, options);
-  run_ranks([&] { return std::unique_ptr<Store>(new TcpStore("127.0.0.1", server.port(), options)); });
+  run_ranks(
+      [&] { return std::unique_ptr<Store>(new TcpStore("127.0.0.1", server.port(), options)); });
   TcpStore parent("127.0.0.1", server.port(), options);
   EXPECT_EQ(parent.add("arrived", 0, Deadline::after(1s)), kRanks);
 }

@@ -41,7 +41,8 @@ class RawConnection {
   ~RawConnection() { close(); }
 
   void send(const std::string& bytes) {
-    ASSERT_EQ(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL), static_cast<ssize_t>(bytes.size()));
+    ASSERT_EQ(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(bytes.size()));
   }
   void close() {
     if (fd_ >= 0) ::close(fd_);
@@ -127,8 +128,10 @@ class TcpStoreFaultTest : public ::testing::Test {
   }
 
   TcpStoreServer server_{"127.0.0.1", 0, options()};
-  std::unique_ptr<TcpStore> client_ = std::make_unique<TcpStore>("127.0.0.1", server_.port(), options());
-  std::unique_ptr<TcpStore> other_ = std::make_unique<TcpStore>("127.0.0.1", server_.port(), options());
+  std::unique_ptr<TcpStore> client_ =
+      std::make_unique<TcpStore>("127.0.0.1", server_.port(), options());
+  std::unique_ptr<TcpStore> other_ =
+      std::make_unique<TcpStore>("127.0.0.1", server_.port(), options());
 };
 
 TEST_F(TcpStoreFaultTest, GarbageBytesAreDropped) {
@@ -182,7 +185,8 @@ TEST_F(TcpStoreFaultTest, HugeLengthBeforeHelloIsDropped) {
 TEST_F(TcpStoreFaultTest, CommandWithoutHelloIsRefused) {
   expect_client_works("before");
   RawConnection raw(server_.port());
-  raw.send(store_detail::make_frame(MessageType::kSet, PayloadWriter().bytes("k/before").bytes("evil").take()));
+  raw.send(store_detail::make_frame(MessageType::kSet,
+                                    PayloadWriter().bytes("k/before").bytes("evil").take()));
   auto got = raw.read_until_closed(2s);
   ASSERT_TRUE(got.has_value());
   EXPECT_EQ(error_code_of(*got), ErrorCode::kUnauthenticated);
@@ -208,14 +212,18 @@ TEST_F(TcpStoreFaultTest, MalformedPayloadUnknownTypeAndOtherVersionAreDropped) 
   };
   std::string bad_field = PayloadWriter().u32(1000).take() + "abcd";  // key claims 1000 bytes
   std::vector<Case> cases = {
-      {"field overruns payload", store_detail::make_frame(MessageType::kSet, bad_field), ErrorCode::kCorrupt},
-      {"trailing bytes", store_detail::make_frame(MessageType::kRemove, PayloadWriter().bytes("k").take() + "zz"),
+      {"field overruns payload", store_detail::make_frame(MessageType::kSet, bad_field),
+       ErrorCode::kCorrupt},
+      {"trailing bytes",
+       store_detail::make_frame(MessageType::kRemove, PayloadWriter().bytes("k").take() + "zz"),
        ErrorCode::kCorrupt},
       {"unknown type", header(static_cast<MessageType>(999), 0), ErrorCode::kCorrupt},
       {"reply type from a client", header(MessageType::kReply, 0), ErrorCode::kCorrupt},
-      {"second hello", store_detail::make_frame(MessageType::kHello, PayloadWriter().bytes(kSecret).take()),
+      {"second hello",
+       store_detail::make_frame(MessageType::kHello, PayloadWriter().bytes(kSecret).take()),
        ErrorCode::kCorrupt},
-      {"other version", header(MessageType::kSet, 0, store_detail::kMagic, 77), ErrorCode::kMismatch},
+      {"other version", header(MessageType::kSet, 0, store_detail::kMagic, 77),
+       ErrorCode::kMismatch},
   };
   for (const auto& c : cases) {
     RawConnection raw(server_.port());
@@ -231,7 +239,8 @@ TEST_F(TcpStoreFaultTest, MalformedPayloadUnknownTypeAndOtherVersionAreDropped) 
 TEST_F(TcpStoreFaultTest, RequestWhileAWaitIsPendingIsDropped) {
   RawConnection raw(server_.port());
   raw.hello();
-  raw.send(store_detail::make_frame(MessageType::kGet, PayloadWriter().bytes("nobody").u64(5000).take()));
+  raw.send(store_detail::make_frame(MessageType::kGet,
+                                    PayloadWriter().bytes("nobody").u64(5000).take()));
   std::this_thread::sleep_for(20ms);
   raw.send(store_detail::make_frame(MessageType::kTryGet, PayloadWriter().bytes("x").take()));
   auto got = raw.read_until_closed(2s);

@@ -154,7 +154,8 @@ TEST(TcpStoreTest, OversizedRequestsAreRefused) {
   TcpStoreServer server("127.0.0.1", 0, small);
   // A client with the same limit refuses locally, before sending.
   TcpStore strict("127.0.0.1", server.port(), small);
-  EXPECT_THROW(strict.set("big", std::string(2048, 'x'), Deadline::after(1s)), InvalidArgumentError);
+  EXPECT_THROW(strict.set("big", std::string(2048, 'x'), Deadline::after(1s)),
+               InvalidArgumentError);
   strict.set("small", "ok", Deadline::after(1s));
   // A client with a larger limit sends it; the server refuses it and drops that connection.
   auto lax = opts();

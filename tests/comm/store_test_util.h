@@ -73,8 +73,8 @@ inline int wait_child(pid_t pid, std::chrono::milliseconds timeout) {
 class Stopwatch {
  public:
   std::chrono::milliseconds elapsed() const {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::chrono::steady_clock::now() - start_);
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 start_);
   }
 
  private:

@@ -22,7 +22,9 @@ constexpr std::chrono::microseconds kMaxLockRetry{2000};
 constexpr std::chrono::milliseconds kFirstPoll{1};
 constexpr std::chrono::milliseconds kMaxPoll{20};
 
-std::string errno_text(int err) { return std::strerror(err); }
+std::string errno_text(int err) {
+  return std::strerror(err);
+}
 
 bool is_safe_byte(unsigned char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
@@ -56,7 +58,8 @@ class FileLock {
  public:
   FileLock(const std::string& path, Deadline deadline) {
     fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd_ < 0) throw IoError("file store: cannot open lock file " + path + ": " + errno_text(errno));
+    if (fd_ < 0)
+      throw IoError("file store: cannot open lock file " + path + ": " + errno_text(errno));
     auto delay = kFirstLockRetry;
     while (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
       int err = errno;
@@ -80,7 +83,9 @@ class FileLock {
   int fd_ = -1;
 };
 
-bool file_exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+bool file_exists(const std::string& path) {
+  return ::access(path.c_str(), F_OK) == 0;
+}
 
 }  // namespace
 
@@ -125,7 +130,9 @@ void FileStore::write_value(const std::string& key, const std::string& value) co
   std::string target = path_for(key);
   std::string temp = directory_ + "/.tmp.XXXXXX";
   int fd = ::mkstemp(temp.data());
-  if (fd < 0) throw IoError("file store: cannot create a temporary file in " + directory_ + ": " + errno_text(errno));
+  if (fd < 0)
+    throw IoError("file store: cannot create a temporary file in " + directory_ + ": " +
+                  errno_text(errno));
   ::fchmod(fd, 0644);
   size_t written = 0;
   while (written < value.size()) {

@@ -63,7 +63,9 @@ void UniqueFd::reset(int fd) {
   fd_ = fd;
 }
 
-std::string errno_text(int err) { return std::string(std::strerror(err)); }
+std::string errno_text(int err) {
+  return std::string(std::strerror(err));
+}
 
 std::pair<std::string, uint16_t> split_host_port(const std::string& address) {
   auto colon = address.rfind(':');
@@ -108,7 +110,8 @@ UniqueFd listen_tcp(const std::string& host, uint16_t port, uint16_t* bound_port
   }
   std::string last_error = "no addresses";
   for (addrinfo* a = addrs.get(); a != nullptr; a = a->ai_next) {
-    UniqueFd fd(::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol));
+    UniqueFd fd(
+        ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol));
     if (!fd.valid()) {
       last_error = errno_text(errno);
       continue;
@@ -125,9 +128,9 @@ UniqueFd listen_tcp(const std::string& host, uint16_t port, uint16_t* bound_port
       last_error = errno_text(errno);
       continue;
     }
-    *bound_port = ntohs(addr.ss_family == AF_INET6
-                            ? reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port
-                            : reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+    *bound_port =
+        ntohs(addr.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port
+                                         : reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
     return fd;
   }
   throw IoError("cannot listen on " + join_host_port(host, port) + ": " + last_error);
@@ -155,7 +158,8 @@ int try_connect_tcp(const std::string& host, uint16_t port, Deadline deadline, U
   if (resolve(host, port, false, &addrs) != 0) return EHOSTUNREACH;
   int last_error = ECONNREFUSED;
   for (addrinfo* a = addrs.get(); a != nullptr; a = a->ai_next) {
-    UniqueFd fd(::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol));
+    UniqueFd fd(
+        ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol));
     if (!fd.valid()) {
       last_error = errno;
       continue;
@@ -195,7 +199,8 @@ void send_all(int fd, const char* data, size_t n, Deadline deadline) {
       continue;
     }
     int err = errno;
-    if (err == EPIPE || err == ECONNRESET) throw PeerLostError("store connection lost while sending");
+    if (err == EPIPE || err == ECONNRESET)
+      throw PeerLostError("store connection lost while sending");
     throw IoError("store send failed: " + errno_text(err));
   }
 }
@@ -215,7 +220,8 @@ void recv_exact(int fd, char* data, size_t n, Deadline deadline) {
       continue;
     }
     int err = errno;
-    if (err == ECONNRESET || err == EPIPE) throw PeerLostError("store connection reset by the server");
+    if (err == ECONNRESET || err == EPIPE)
+      throw PeerLostError("store connection reset by the server");
     throw IoError("store receive failed: " + errno_text(err));
   }
 }

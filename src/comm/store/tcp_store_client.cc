@@ -69,11 +69,14 @@ std::optional<std::string> read_optional(const std::string& payload) {
 
 // The time left, rounded up: the server must not answer "timed out" before the deadline.
 uint64_t timeout_ms(Deadline deadline) {
-  auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline.when() - Deadline::Clock::now());
+  auto left =
+      std::chrono::ceil<std::chrono::milliseconds>(deadline.when() - Deadline::Clock::now());
   return static_cast<uint64_t>(std::max<int64_t>(left.count(), 0));
 }
 
-Deadline with_grace(Deadline deadline) { return Deadline::at(deadline.when() + kServerAnswerGrace); }
+Deadline with_grace(Deadline deadline) {
+  return Deadline::at(deadline.when() + kServerAnswerGrace);
+}
 
 }  // namespace
 
@@ -100,7 +103,6 @@ void authenticate(int fd, const TcpStoreOptions& options, Deadline deadline) {
 
 }  // namespace
 
-
 TcpStore::TcpStore(const std::string& host, uint16_t port, TcpStoreOptions options)
     : host_(host), port_(port), options_(std::move(options)) {
   Deadline until = Deadline::after(options_.connect_timeout);
@@ -114,7 +116,9 @@ std::shared_ptr<TcpStore> TcpStore::connect(const std::string& address, TcpStore
   return std::make_shared<TcpStore>(host, port, std::move(options));
 }
 
-std::string TcpStore::address() const { return store_detail::join_host_port(host_, port_); }
+std::string TcpStore::address() const {
+  return store_detail::join_host_port(host_, port_);
+}
 
 std::unique_ptr<TcpStore::Connection> TcpStore::open(Deadline until, Deadline call_deadline,
                                                      bool initial) {
@@ -208,8 +212,9 @@ std::optional<std::string> TcpStore::try_get(const std::string& key, Deadline de
 }
 
 int64_t TcpStore::add(const std::string& key, int64_t delta, Deadline deadline) {
-  PayloadReader r(call(static_cast<uint16_t>(MessageType::kAdd),
-                       PayloadWriter().bytes(key).i64(delta).take(), deadline, deadline));
+  std::string payload = call(static_cast<uint16_t>(MessageType::kAdd),
+                             PayloadWriter().bytes(key).i64(delta).take(), deadline, deadline);
+  PayloadReader r(payload);
   int64_t value = r.i64();
   r.finish();
   return value;
@@ -232,19 +237,21 @@ void TcpStore::wait(const std::vector<std::string>& keys, Deadline deadline) {
   w.u64(timeout_ms(deadline)).u32(static_cast<uint32_t>(keys.size()));
   for (const auto& key : keys) w.bytes(key);
   try {
-    expect_empty(call(static_cast<uint16_t>(MessageType::kWait), w.take(), deadline,
-                      with_grace(deadline)));
+    expect_empty(
+        call(static_cast<uint16_t>(MessageType::kWait), w.take(), deadline, with_grace(deadline)));
   } catch (const TimeoutError& e) {
     if (std::string(e.what()).find("missing keys") != std::string::npos) throw;
     std::vector<bool> unknown(keys.size(), false);
-    throw TimeoutError("store wait timed out (" + std::string(e.what()) +
-                       "); missing keys (not confirmed by the server): " + missing_keys_text(keys, unknown));
+    throw TimeoutError(
+        "store wait timed out (" + std::string(e.what()) +
+        "); missing keys (not confirmed by the server): " + missing_keys_text(keys, unknown));
   }
 }
 
 bool TcpStore::remove(const std::string& key, Deadline deadline) {
-  PayloadReader r(call(static_cast<uint16_t>(MessageType::kRemove),
-                       PayloadWriter().bytes(key).take(), deadline, deadline));
+  std::string payload = call(static_cast<uint16_t>(MessageType::kRemove),
+                             PayloadWriter().bytes(key).take(), deadline, deadline);
+  PayloadReader r(payload);
   bool existed = r.u8() != 0;
   r.finish();
   return existed;

@@ -91,17 +91,23 @@ PayloadWriter& PayloadWriter::bytes(std::string_view v) {
 
 std::string_view PayloadReader::take(size_t n) {
   if (n > in_.size()) {
-    throw CorruptError("store message truncated: field needs " + std::to_string(n) +
-                       " bytes, " + std::to_string(in_.size()) + " left");
+    throw CorruptError("store message truncated: field needs " + std::to_string(n) + " bytes, " +
+                       std::to_string(in_.size()) + " left");
   }
   std::string_view out = in_.substr(0, n);
   in_.remove_prefix(n);
   return out;
 }
 
-uint8_t PayloadReader::u8() { return static_cast<uint8_t>(take(1)[0]); }
-uint32_t PayloadReader::u32() { return static_cast<uint32_t>(get_le(take(4).data(), 4)); }
-uint64_t PayloadReader::u64() { return get_le(take(8).data(), 8); }
+uint8_t PayloadReader::u8() {
+  return static_cast<uint8_t>(take(1)[0]);
+}
+uint32_t PayloadReader::u32() {
+  return static_cast<uint32_t>(get_le(take(4).data(), 4));
+}
+uint64_t PayloadReader::u64() {
+  return get_le(take(8).data(), 8);
+}
 
 std::string PayloadReader::bytes() {
   uint32_t n = u32();
@@ -110,7 +116,8 @@ std::string PayloadReader::bytes() {
 
 void PayloadReader::finish() const {
   if (!in_.empty()) {
-    throw CorruptError("store message has " + std::to_string(in_.size()) + " unexpected trailing bytes");
+    throw CorruptError("store message has " + std::to_string(in_.size()) +
+                       " unexpected trailing bytes");
   }
 }
 

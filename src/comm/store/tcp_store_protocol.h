@@ -30,18 +30,28 @@ inline constexpr uint16_t kProtocolVersion = 1;
 inline constexpr size_t kHeaderBytes = 16;
 
 // Only ever grows at the end. Requests are client -> server; kReply/kError are server -> client.
+// Request payload, then the payload of its kReply:
+//   kHello       bytes secret                                     -> (empty)
+//   kSet         bytes key, bytes value                           -> (empty)
+//   kGet         bytes key, u64 timeout_ms                        -> bytes value
+//   kTryGet      bytes key                                        -> u8 present, [bytes value]
+//   kAdd         bytes key, i64 delta                             -> i64 new value
+//   kCompareSet  bytes key, u8 has_expected, [bytes expected],
+//                bytes desired                                    -> u8 present, [bytes value]
+//   kWait        u64 timeout_ms, u32 count, count x bytes key     -> (empty)
+//   kRemove      bytes key                                        -> u8 existed
+//   kError       u32 ErrorCode, bytes message (instead of a kReply)
 enum class MessageType : uint16_t {
-  kHello = 1,       // bytes secret                                   -> kReply {}
-  kSet = 2,         // bytes key, bytes value                          -> kReply {}
-  kGet = 3,         // bytes key, u64 timeout_ms                       -> kReply {bytes value}
-  kTryGet = 4,      // bytes key                                       -> kReply {u8 present, [bytes value]}
-  kAdd = 5,         // bytes key, i64 delta                            -> kReply {i64 new value}
-  kCompareSet = 6,  // bytes key, u8 has_expected, [bytes expected], bytes desired
-                    //                                                 -> kReply {u8 present, [bytes value]}
-  kWait = 7,        // u64 timeout_ms, u32 count, count x bytes key    -> kReply {}
-  kRemove = 8,      // bytes key                                       -> kReply {u8 existed}
-  kReply = 9,       // the successful answer to the previous request
-  kError = 10,      // u32 ErrorCode, bytes message
+  kHello = 1,
+  kSet = 2,
+  kGet = 3,
+  kTryGet = 4,
+  kAdd = 5,
+  kCompareSet = 6,
+  kWait = 7,
+  kRemove = 8,
+  kReply = 9,
+  kError = 10,
 };
 inline constexpr uint16_t kLastMessageType = 10;
 
@@ -82,7 +92,9 @@ class PayloadWriter {
 // CorruptError (the sender is broken or hostile).
 class PayloadReader {
  public:
+  // Views `payload`, which must outlive the reader.
   explicit PayloadReader(std::string_view payload) : in_(payload) {}
+  explicit PayloadReader(std::string&&) = delete;  // would view a dead temporary
   uint8_t u8();
   uint32_t u32();
   uint64_t u64();

@@ -76,7 +76,8 @@ class TcpStoreServer::Impl {
       : host_(host), options_(std::move(options)) {
     listen_fd_ = store_detail::listen_tcp(host, port, &port_);
     wake_fd_.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-    if (!wake_fd_.valid()) throw IoError("store server: eventfd failed: " + store_detail::errno_text(errno));
+    if (!wake_fd_.valid())
+      throw IoError("store server: eventfd failed: " + store_detail::errno_text(errno));
     thread_ = std::thread([this] { run(); });
     pthread_setname_np(thread_.native_handle(), "dtrain-store");
   }
@@ -137,7 +138,8 @@ void TcpStoreServer::Impl::run() {
       loop_once();
     } catch (const std::exception& e) {
       // Only a broken poll() or memory exhaustion gets here; keep serving after a pause.
-      spdlog::error("dtrain store server {}: {}", store_detail::join_host_port(host_, port_), e.what());
+      spdlog::error("dtrain store server {}: {}", store_detail::join_host_port(host_, port_),
+                    e.what());
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
   }
@@ -238,9 +240,10 @@ void TcpStoreServer::Impl::process(uint64_t id, Connection& c) {
     const char* start = c.in.data() + c.in_consumed;
     store_detail::Header h = store_detail::decode_header(start);
     if (auto problem = store_detail::header_problem(h, options_.max_message_bytes)) {
-      reject(c, h.magic == store_detail::kMagic && h.version != store_detail::kProtocolVersion
-                    ? ErrorCode::kMismatch
-                    : ErrorCode::kCorrupt,
+      reject(c,
+             h.magic == store_detail::kMagic && h.version != store_detail::kProtocolVersion
+                 ? ErrorCode::kMismatch
+                 : ErrorCode::kCorrupt,
              "bad message header: " + *problem);
       break;
     }
@@ -262,7 +265,8 @@ void TcpStoreServer::Impl::dispatch(uint64_t id, Connection& c, MessageType type
                                     std::string_view payload) {
   if (!c.authenticated) {
     if (type != MessageType::kHello) {
-      reject(c, ErrorCode::kUnauthenticated, "the first store message must be a hello with the secret");
+      reject(c, ErrorCode::kUnauthenticated,
+             "the first store message must be a hello with the secret");
       return;
     }
     store_detail::PayloadReader r(payload);
@@ -341,7 +345,9 @@ TcpStoreServer::TcpStoreServer(const std::string& host, uint16_t port, TcpStoreO
 
 TcpStoreServer::~TcpStoreServer() = default;
 
-uint16_t TcpStoreServer::port() const { return impl_->port(); }
+uint16_t TcpStoreServer::port() const {
+  return impl_->port();
+}
 
 std::string TcpStoreServer::address() const {
   return store_detail::join_host_port(impl_->host(), impl_->port());

@@ -17,7 +17,9 @@ TcpStoreService::Clock::time_point expiry_after(TcpStoreService::Clock::time_poi
   return now + std::chrono::milliseconds(timeout);
 }
 
-std::string reply(std::string payload = {}) { return make_frame(MessageType::kReply, payload); }
+std::string reply(std::string payload = {}) {
+  return make_frame(MessageType::kReply, payload);
+}
 
 std::string optional_reply(const std::optional<std::string>& value) {
   PayloadWriter w;
@@ -165,9 +167,9 @@ std::vector<TcpStoreService::Outgoing> TcpStoreService::expire(Clock::time_point
     std::vector<bool> present(wait.keys.size());
     for (size_t i = 0; i < wait.keys.size(); ++i) present[i] = data_.count(wait.keys[i]) > 0;
     std::string what = wait.type == MessageType::kGet ? "store get" : "store wait";
-    out.push_back({conn, make_error_frame(ErrorCode::kTimeout,
-                                          what + " timed out; missing keys: " +
-                                              missing_keys_text(wait.keys, present))});
+    out.push_back(
+        {conn, make_error_frame(ErrorCode::kTimeout, what + " timed out; missing keys: " +
+                                                         missing_keys_text(wait.keys, present))});
     unregister(conn);
   }
   return out;
