@@ -1,5 +1,7 @@
 // The built-in small models (make_model builds them by name; see models.h for the contract).
 // Each constructor initialises its parameters deterministically from `seed` (init_parameters).
+// Constructed directly, they advance torch's global RNG (torch::nn layers draw their default
+// initialisation before it is overwritten); make_model restores it.
 #pragma once
 
 #include <torch/torch.h>

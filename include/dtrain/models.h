@@ -19,7 +19,7 @@
 // classification, per-token cross-entropy for lm.
 //
 // Initialisation is deterministic: the parameters depend only on the options (seed included), drawn
-// from a private generator; torch's global RNG is neither used nor changed. Every rank that calls
+// from a private generator; make_model leaves torch's global RNG unchanged. Every rank that calls
 // make_model with the same options holds identical parameters.
 #pragma once
 
@@ -73,6 +73,8 @@ struct ModelOptions {
 };
 
 // Builds the model `options.name`. Throws InvalidArgumentError for an unknown name or bad sizes.
+// Leaves torch's global RNG as it found it (saved and restored: do not draw from it concurrently
+// from another thread while make_model runs).
 ModelHandle make_model(const ModelOptions& options);
 
 // The names make_model accepts.

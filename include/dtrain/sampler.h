@@ -9,8 +9,8 @@
 //   kDropLast: the last dataset_size % world entries of the order are dropped, so every rank sees
 //              floor(dataset_size / world) examples and the shards are pairwise disjoint.
 //   kPad:      the order is extended by repeating its first entries (cyclically) until its length
-//              is ceil(dataset_size / world) * world; every example is seen at least once, and at
-//              most world - 1 examples are seen twice in the epoch.
+//              is ceil(dataset_size / world) * world; every example is seen at least once, and
+//              (when dataset_size >= world) at most world - 1 examples are seen twice.
 //
 // The shuffle uses a self-contained PRNG (splitmix64 feeding Fisher-Yates with unbiased bounded
 // draws), so the order is identical across compilers, standard libraries and machines.

@@ -1,4 +1,6 @@
 // make_model, fit_to_dataset, wrap_module and the task losses (see models.h).
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <string>
 
 #include "dtrain/error.h"
@@ -8,6 +10,23 @@
 
 namespace dtrain {
 namespace {
+
+// Restores torch's global CPU generator on scope exit. torch::nn layers draw their default
+// initialisation from it in their constructors before our seeded re-initialisation overwrites it;
+// this keeps make_model from disturbing a caller's random stream.
+class GlobalRngRestorer {
+ public:
+  GlobalRngRestorer() : state_(at::detail::getDefaultCPUGenerator().get_state()) {}
+  ~GlobalRngRestorer() {
+    at::Generator global = at::detail::getDefaultCPUGenerator();  // a handle to the same generator
+    global.set_state(state_);
+  }
+  GlobalRngRestorer(const GlobalRngRestorer&) = delete;
+  GlobalRngRestorer& operator=(const GlobalRngRestorer&) = delete;
+
+ private:
+  torch::Tensor state_;  // a uint8 tensor holding the generator state
+};
 
 template <typename Holder>
 ModelHandle handle_for(std::string name, std::string task, Holder holder) {
@@ -42,6 +61,7 @@ std::vector<std::string> model_names() {
 }
 
 ModelHandle make_model(const ModelOptions& o) {
+  const GlobalRngRestorer restore_global_rng;
   if (o.name == "linreg") return handle_for(o.name, "regression", LinearRegression(o.seed));
   if (o.name == "logreg") {
     return handle_for(o.name, "classification",
