@@ -153,6 +153,14 @@ bool is_transient_connect_error(int err) {
   }
 }
 
+bool connected_to_itself(int fd) {
+  sockaddr_storage local{}, peer{};
+  socklen_t local_len = sizeof(local), peer_len = sizeof(peer);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0) return false;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) return false;
+  return local_len == peer_len && std::memcmp(&local, &peer, local_len) == 0;
+}
+
 int try_connect_tcp(const std::string& host, uint16_t port, Deadline deadline, UniqueFd* out) {
   AddrInfoPtr addrs;
   if (resolve(host, port, false, &addrs) != 0) return EHOSTUNREACH;
@@ -177,6 +185,12 @@ int try_connect_tcp(const std::string& host, uint16_t port, Deadline deadline, U
         last_error = err;
         continue;
       }
+    }
+    if (connected_to_itself(fd.get())) {
+      // A retried connect to a port nobody listens on, in the ephemeral range on loopback, can
+      // "succeed" through TCP simultaneous open with the socket itself. Treat it as refused.
+      last_error = ECONNREFUSED;
+      continue;
     }
     set_nodelay(fd.get());
     *out = std::move(fd);
