@@ -139,13 +139,18 @@ TrainConfig default_config_for_model(std::string_view model) {
 }
 
 void validate_config(const TrainConfig& c) {
+  const std::vector<std::string> models = {"linreg", "logreg", "mlp", "cnn", "transformer"};
+  if (std::find(models.begin(), models.end(), c.model) == models.end()) {
+    throw InvalidArgumentError("config key 'model': unknown model '" + c.model +
+                               "' (linreg, logreg, mlp, cnn, transformer)");
+  }
+  validate_config_except_model(c);
+}
+
+void validate_config_except_model(const TrainConfig& c) {
   auto fail = [](const std::string& key, const std::string& why) {
     throw InvalidArgumentError("config key '" + key + "': " + why);
   };
-  const std::vector<std::string> models = {"linreg", "logreg", "mlp", "cnn", "transformer"};
-  if (std::find(models.begin(), models.end(), c.model) == models.end()) {
-    fail("model", "unknown model '" + c.model + "' (linreg, logreg, mlp, cnn, transformer)");
-  }
   if (c.dataset.empty()) fail("dataset", "must not be empty");
   for (int64_t h : c.hidden) {
     if (h <= 0) fail("hidden", "widths must be positive");

@@ -26,5 +26,8 @@ std::string canonical_key(std::string_view key);
 const std::vector<KeyEntry>& key_table();
 // Throws InvalidArgumentError naming `key` if it is not in the table.
 const KeyEntry& find_key(std::string_view key);
+// validate_config without the check that `model` names a built-in model (for a user's module,
+// whose name only labels the output).
+void validate_config_except_model(const TrainConfig& config);
 
 }  // namespace dtrain

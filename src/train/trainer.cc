@@ -14,6 +14,7 @@
 #include "dtrain/error.h"
 #include "dtrain/models.h"
 #include "dtrain/sampler.h"
+#include "train/config_internal.h"
 #include "train/evaluate.h"
 #include "train/lr_schedule.h"
 #include "train/metrics.h"
@@ -93,7 +94,7 @@ struct Loop {
 
 TrainResult train(const TrainConfig& config, const ModelHandle& model, const DataSplits& data,
                   Communicator* comm, std::ostream& log, const TrainOutput& output) {
-  validate_config(config);
+  validate_config_except_model(config);
   if (!model.module || !model.forward || !model.loss) {
     throw InvalidArgumentError("train: the model handle needs a module, forward and loss");
   }
