@@ -9,8 +9,20 @@ per worker, and prints one JSON object on stdout:
 
 Run with Debian's /usr/bin/python3 (python3-torch):
   /usr/bin/python3 bench/peers/torch_ddp_peer.py --world 2 --model mlp --epochs 1 --batch 64
+
+Settings that match dtrain's: the models (MlpImpl / LeNetImpl of include/dtrain/model_zoo.h, whose
+fan-in uniform initialisation equals torch's default), the normalisation (mean 0.2860, std 0.3530),
+SGD with momentum 0.9 and lr 0.05, the data order scheme (one permutation of the training split per
+epoch; step s uses positions [s*G, (s+1)*G), rank r its contiguous slice of P = G / world), the last
+incomplete global batch dropped, DDP's default buckets (25 MiB, first bucket 1 MiB).
+Timing: from a barrier before the first step to a barrier after the last, evaluation excluded.
+The data set is read once in the parent, before the workers are forked (they share it), so
+start-up costs one torch import.
+--no-sync runs every step under DDP's no_sync() (no gradient allreduce): the no-communication
+baseline for the overlap measurement.
 """
 import argparse
+import contextlib
 import gzip
 import json
 import os
@@ -73,13 +85,13 @@ class Cnn(nn.Module):
         return self.f3(F.relu(self.f2(x)))
 
 
-def worker(rank, args, init_file, out_q):
+def worker(rank, args, init_file, data, out_q):
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     if args.world > 1:
         dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
                                 world_size=args.world)
-    xtr, ytr = load("train")
+    (xtr, ytr), (xte, yte) = data
     model = Mlp() if args.model == "mlp" else Cnn()
     net = nn.parallel.DistributedDataParallel(model) if args.world > 1 else model
     opt = torch.optim.SGD(net.parameters(), lr=args.lr, momentum=0.9)
@@ -98,8 +110,9 @@ def worker(rank, args, init_file, out_q):
             base = s * args.batch * args.world + rank * args.batch
             idx = perm[base:base + args.batch]
             opt.zero_grad()
-            loss = F.cross_entropy(net(xtr[idx]), ytr[idx])
-            loss.backward()
+            with (net.no_sync() if args.no_sync and args.world > 1 else contextlib.nullcontext()):
+                loss = F.cross_entropy(net(xtr[idx]), ytr[idx])
+                loss.backward()
             opt.step()
             seen += args.batch
         if args.world > 1:
@@ -107,13 +120,14 @@ def worker(rank, args, init_file, out_q):
         t_train += time.perf_counter() - t0
     acc = None
     if rank == 0:
-        xte, yte = load("test")
         with torch.no_grad():
             acc = (model(xte).argmax(1) == yte).float().mean().item()
         out_q.put({"system": "torch-ddp", "world": args.world, "model": args.model,
                    "samples_per_sec": seen * args.world / t_train,
                    "step_ms": 1000.0 * t_train / max(1, seen // args.batch),
-                   "test_accuracy": acc, "epochs": args.epochs, "per_worker_batch": args.batch})
+                   "test_accuracy": acc, "epochs": args.epochs, "per_worker_batch": args.batch,
+                   "steps": seen // args.batch, "train_seconds": t_train,
+                   "no_sync": args.no_sync})
     if args.world > 1:
         dist.destroy_process_group()
 
@@ -127,13 +141,20 @@ def main():
     p.add_argument("--batch", type=int, default=64, help="per-worker batch")
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-sync", action="store_true",
+                   help="no gradient allreduce (DDP no_sync on every step)")
     args = p.parse_args()
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    ctx = mp.get_context("spawn")
+    # One thread before any tensor op: the parent then never starts an OpenMP pool, so forking
+    # the workers afterwards is safe.
+    torch.set_num_threads(1)
+    data = (load("train"), load("test"))
+    ctx = mp.get_context("fork")
     q = ctx.Queue()
     with tempfile.TemporaryDirectory() as d:
         init_file = os.path.join(d, "init")
-        procs = [ctx.Process(target=worker, args=(r, args, init_file, q)) for r in range(args.world)]
+        procs = [ctx.Process(target=worker, args=(r, args, init_file, data, q))
+                 for r in range(args.world)]
         for pr in procs:
             pr.start()
         result = q.get(timeout=1800)
