@@ -31,12 +31,16 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
-import torch.nn as nn
-import torch.nn.functional as F
+# Before torch loads OpenBLAS (which reads it once): one BLAS thread per worker, as dtrain run sets.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402 (after the environment above)
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+import torch.multiprocessing as mp  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 DATA_DIR = os.environ.get("DTRAIN_DATA_DIR", "/usr/share/datasets/fashion-mnist")
 MEAN, STD = 0.2860, 0.3530
@@ -144,7 +148,6 @@ def main():
     p.add_argument("--no-sync", action="store_true",
                    help="no gradient allreduce (DDP no_sync on every step)")
     args = p.parse_args()
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     # One thread before any tensor op: the parent then never starts an OpenMP pool, so forking
     # the workers afterwards is safe.
     torch.set_num_threads(1)
