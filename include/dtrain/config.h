@@ -45,6 +45,10 @@ struct TrainConfig {
   int64_t per_worker_batch = 0;  // samples per optimizer step, each worker
   int64_t grad_accumulation = 1; // micro-batches per optimizer step (no sync on the first k-1)
   int64_t local_sgd_period = 0;  // 0: average gradients every step; H: average params every H steps
+  // Gradient compression per DDP bucket (docs/compression.md): a codec spec, e.g. topk:0.01,
+  // powersgd:2, fp16; "none" = dense. The first compress_warmup_steps optimizer steps stay dense.
+  std::string compress = "none";
+  int64_t compress_warmup_steps = 0;
 
   // Optimizer and learning rate. The schedule maps the optimizer step t (0-based) to a rate:
   //   constant:       lr

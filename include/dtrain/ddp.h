@@ -15,6 +15,16 @@
 // With local SGD (local_sgd_period = H > 0) gradients are never synchronized; instead parameters
 // are averaged every H optimizer steps.
 //
+// Gradient compression (options.compress, a codec spec of docs/compression.md): after
+// compress_warmup_steps dense optimizer steps, each float32 bucket is averaged through a
+// GradientCompressor (bucket index = its tensor id) on a DDP-owned worker thread, so backward
+// still overlaps communication (Note [compressed buckets off the autograd thread]). Non-float
+// buckets stay dense. Every rank ends each step with bit-identical averaged gradients. With local
+// SGD, the periodic averaging sends the parameter *deltas* since the last averaging through the
+// same codec (tensor ids kLocalSgdTensorIdBase + bucket), then adds the average to the shared
+// anchor, so replicas end identical with any codec; the warm-up steps and average_parameters()
+// stay dense.
+//
 // Thread safety: one trainer thread drives it; hooks run on autograd's thread(s).
 #pragma once
 
@@ -25,6 +35,7 @@
 #include <vector>
 
 #include "dtrain/communicator.h"
+#include "dtrain/compress.h"
 
 namespace dtrain {
 
@@ -33,12 +44,27 @@ struct DdpOptions {
   size_t first_bucket_bytes = size_t{1} << 20; // a small first bucket starts communication early
   int local_sgd_period = 0;                    // 0: synchronize gradients every step; H: average params every H steps
   bool broadcast_buffers = true;               // broadcast buffers (e.g. BatchNorm stats) from rank 0 each step
+  // Codec spec for gradient buckets: none | fp16 | bf16 | topk:R | randomk:R | qsgd:L | sign |
+  // 2bit:T | powersgd:R [+ef|+noef]. A bad spec is an InvalidArgumentError at construction.
+  std::string compress = "none";
+  int compress_warmup_steps = 0;  // optimizer steps synchronized dense before compression starts
+  uint64_t compress_seed = CompressorOptions{}.seed;  // must be the same on every rank
 };
+
+// Tensor ids of local SGD's compressed parameter-delta averaging (bucket b uses base + b), kept
+// apart from the gradient buckets' ids 0..num_buckets-1 so their residuals never mix.
+inline constexpr TensorId kLocalSgdTensorIdBase = TensorId{1} << 32;
 
 struct DdpStats {
   uint64_t allreduces = 0;             // bucket (or parameter-average) allreduces issued
   uint64_t bytes_communicated = 0;     // payload bytes of those allreduces, per rank
   double seconds_waiting = 0;          // time finish_backward/averaging blocked on communication
+  // With compression, bytes_communicated counts a compressed bucket by its exact encoded payload
+  // (headers in; PowerSGD: its P and Q floats); dense_equivalent_bytes counts every allreduce as
+  // if it had gone dense, so dense_equivalent_bytes / bytes_communicated is the saving.
+  uint64_t compressed_allreduces = 0;  // of `allreduces`, those that went through the codec
+  uint64_t dense_equivalent_bytes = 0;
+  CompressionStats compression;        // the compressor's cumulative stats (refreshed each sync)
 };
 
 class DistributedDataParallel {
@@ -60,6 +86,11 @@ class DistributedDataParallel {
   const std::vector<int>& bucket_of_parameter() const;
   int num_buckets() const;
   const DdpStats& stats() const;
+
+  // The compressor's checkpointable state (error-feedback residuals, counters, PowerSGD's Q):
+  // empty when compress is "none". Call between steps. load_compression_state replaces it.
+  CodecState compression_state() const;
+  void load_compression_state(const CodecState& state);
 
  private:
   class Impl;

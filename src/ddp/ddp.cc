@@ -13,16 +13,27 @@
 // whose parameters got no gradient (unused in this step: their .grad, or zeros), waits for all of
 // them, and then overwrites .grad with the averaged values. We hold the accumulators (autograd
 // keeps them only weakly) so the hooks stay attached.
+//
+// Note [DDP compression]
+// With options.compress set, steps from compress_warmup_steps on submit every bucket (compressed
+// float32 ones and dense others alike) to one BucketWorker instead of the communicator's async
+// queue, so all of a step's collectives are issued by one thread in bucket-completion order (see
+// bucket_worker.h). finish_backward waits for them with the communicator's timeout. PowerSGD gets
+// each bucket's layout: a parameter with >= 2 dimensions is a [size(0), numel / size(0)] matrix
+// (Linear [out, in], Conv [out, in*kh*kw]); vectors are left out of the layout and go dense.
 #include "dtrain/ddp.h"
 
 #include <chrono>
 #include <functional>
+#include <mutex>
+#include <string>
 #include <sstream>
 
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/utils/lambda_post_hook.h>
 #include <torch/csrc/autograd/variable.h>
 
+#include "ddp/bucket_worker.h"
 #include "ddp/model_check.h"
 #include "ddp/torch_dtype.h"
 #include "dtrain/error.h"
@@ -35,12 +46,24 @@ struct Bucket {
   std::vector<int64_t> offsets;    // element offset of each parameter in flat
   size_t pending = 0;              // gradients not yet copied this step
   std::shared_ptr<Work> work;      // in-flight allreduce, if launched
+  std::vector<MatrixSegment> layout;  // PowerSGD: the >= 2-D parameters as matrices
+  torch::Tensor anchor;            // compressed local SGD: the last averaged parameters (flat)
 };
 
 class DistributedDataParallel::Impl {
  public:
   Impl(std::shared_ptr<torch::nn::Module> module, Communicator& comm, DdpOptions options)
       : module_(std::move(module)), comm_(comm), options_(options) {
+    // Before any collective, so a bad spec fails on every rank without a hang.
+    if (options_.compress != "none") {
+      if (options_.compress_warmup_steps < 0) {
+        throw InvalidArgumentError("DDP: compress_warmup_steps must not be negative");
+      }
+      CompressorOptions co;
+      co.spec = options_.compress;
+      co.seed = options_.compress_seed;
+      compressor_ = std::make_unique<GradientCompressor>(co, comm_.rank());
+    }
     for (auto& p : module_->parameters()) {
       if (p.requires_grad()) params_.push_back(p);
     }
@@ -48,11 +71,16 @@ class DistributedDataParallel::Impl {
     check_same_model(*module_, comm_);
     broadcast_state();
     build_buckets();
+    if (compressor_ && comm_.size() > 1) {
+      worker_ = std::make_unique<ddp::BucketWorker>();
+      if (options_.local_sgd_period > 0) reset_anchors();
+    }
     register_hooks();
   }
 
   ~Impl() {
     for (size_t i = 0; i < accumulators_.size(); ++i) accumulators_[i]->del_post_hook(hook_keys_[i]);
+    worker_.reset();  // runs out its queue (bounded by the communicator's timeout) and joins
     // Outstanding bucket allreduces write into our tensors: let them finish (bounded) or fail.
     for (auto& b : buckets_) {
       if (!b.work) continue;
@@ -65,6 +93,7 @@ class DistributedDataParallel::Impl {
 
   void prepare_backward(bool sync) {
     armed_ = sync && options_.local_sgd_period == 0 && comm_.size() > 1;
+    compress_step_ = armed_ && worker_ && steps_ >= options_.compress_warmup_steps;
     for (auto& b : buckets_) {
       b.pending = b.params.size();
       b.work.reset();
@@ -77,6 +106,7 @@ class DistributedDataParallel::Impl {
     if (!armed_) return;
     armed_ = false;
     auto start = std::chrono::steady_clock::now();
+    std::lock_guard<std::mutex> lock(launch_mutex_);  // hooks of this backward have all run
     for (size_t bi = 0; bi < buckets_.size(); ++bi) {
       Bucket& b = buckets_[bi];
       if (b.work) continue;
@@ -92,10 +122,11 @@ class DistributedDataParallel::Impl {
           slice.zero_();
         }
       }
-      launch(b);
+      launch(bi);
     }
     Deadline deadline = Deadline::after(comm_.options().timeout);
     for (auto& b : buckets_) b.work->wait(deadline);
+    refresh_compression_stats();
     for (auto& b : buckets_) {
       b.work.reset();
       for (size_t k = 0; k < b.params.size(); ++k) {
@@ -113,7 +144,13 @@ class DistributedDataParallel::Impl {
 
   void after_optimizer_step() {
     ++steps_;
-    if (options_.local_sgd_period > 0 && steps_ % options_.local_sgd_period == 0) average_parameters();
+    if (options_.local_sgd_period > 0 && steps_ % options_.local_sgd_period == 0) {
+      if (worker_ && steps_ > options_.compress_warmup_steps) {
+        average_parameter_deltas();
+      } else {
+        average_parameters();
+      }
+    }
   }
 
   void average_parameters() {
@@ -125,7 +162,7 @@ class DistributedDataParallel::Impl {
         auto& p = params_[b.params[k]];
         b.flat.narrow(0, b.offsets[k], p.numel()).copy_(p.reshape({-1}));
       }
-      launch(b);
+      launch_dense(b);
     }
     Deadline deadline = Deadline::after(comm_.options().timeout);
     for (auto& b : buckets_) {
@@ -135,8 +172,51 @@ class DistributedDataParallel::Impl {
         auto& p = params_[b.params[k]];
         p.copy_(b.flat.narrow(0, b.offsets[k], p.numel()).view(p.sizes()));
       }
+      if (b.anchor.defined()) b.anchor.copy_(b.flat);
     }
     stats_.seconds_waiting += seconds_since(start);
+  }
+
+  // Compressed local SGD: every rank holds the same anchors (the last averaged parameters), so
+  // averaging the deltas p - anchor through any codec (whose result is bit-identical on every
+  // rank) and adding the average back leaves identical replicas. Runs on the trainer thread while
+  // no bucket is in flight; float32 buckets go through the codec, others dense.
+  void average_parameter_deltas() {
+    torch::NoGradGuard no_grad;
+    auto start = std::chrono::steady_clock::now();
+    for (size_t bi = 0; bi < buckets_.size(); ++bi) {
+      Bucket& b = buckets_[bi];
+      for (size_t k = 0; k < b.params.size(); ++k) {
+        auto& p = params_[b.params[k]];
+        b.flat.narrow(0, b.offsets[k], p.numel()).copy_(p.reshape({-1}));
+      }
+      b.flat.sub_(b.anchor);
+      size_t bytes = b.flat.numel() * b.flat.element_size();
+      ++stats_.allreduces;
+      stats_.dense_equivalent_bytes += bytes;
+      if (b.flat.scalar_type() == torch::kFloat32) {
+        ++stats_.compressed_allreduces;
+        compressor_->allreduce(comm_, b.flat.data_ptr<float>(), b.flat.numel(),
+                               kLocalSgdTensorIdBase + bi, b.layout);
+      } else {
+        stats_.bytes_communicated += bytes;
+        comm_.allreduce(b.flat.data_ptr(), b.flat.numel(), to_dtype(b.flat.scalar_type()),
+                        ReduceOp::kAvg);
+      }
+      b.flat.add_(b.anchor);
+      b.anchor.copy_(b.flat);
+      for (size_t k = 0; k < b.params.size(); ++k) {
+        auto& p = params_[b.params[k]];
+        p.copy_(b.flat.narrow(0, b.offsets[k], p.numel()).view(p.sizes()));
+      }
+    }
+    refresh_compression_stats();
+    stats_.seconds_waiting += seconds_since(start);
+  }
+
+  CodecState compression_state() const { return compressor_ ? compressor_->state() : CodecState{}; }
+  void load_compression_state(const CodecState& state) {
+    if (compressor_) compressor_->load_state(state);
   }
 
   std::vector<int> bucket_of_parameter_;
@@ -180,6 +260,13 @@ class DistributedDataParallel::Impl {
       if (current.params.empty()) return;
       int64_t total = current.offsets.back() + params_[current.params.back()].numel();
       current.flat = torch::zeros({total}, torch::TensorOptions().dtype(current_type));
+      for (size_t k = 0; k < current.params.size(); ++k) {
+        const auto& p = params_[current.params[k]];
+        if (p.dim() < 2 || p.numel() == 0) continue;
+        size_t rows = static_cast<size_t>(p.size(0));
+        current.layout.push_back(MatrixSegment{static_cast<size_t>(current.offsets[k]), rows,
+                                               static_cast<size_t>(p.numel()) / rows});
+      }
       buckets_.push_back(std::move(current));
       current = Bucket{};
       current_bytes = 0;
@@ -226,14 +313,67 @@ class DistributedDataParallel::Impl {
     size_t k = slot_in_bucket_[i];
     torch::NoGradGuard no_grad;
     b.flat.narrow(0, b.offsets[k], params_[i].numel()).copy_(params_[i].grad().reshape({-1}));
-    if (--b.pending == 0) launch(b);
+    if (--b.pending == 0) {
+      std::lock_guard<std::mutex> lock(launch_mutex_);
+      launch(bucket_of_parameter_[i]);
+    }
   }
 
-  void launch(Bucket& b) {
+  // Starts averaging bucket bi: on the worker on a compressing step, else on the communicator.
+  void launch(size_t bi) {
+    Bucket& b = buckets_[bi];
+    if (!compress_step_) {
+      launch_dense(b);
+      return;
+    }
+    size_t bytes = b.flat.numel() * b.flat.element_size();
+    ++stats_.allreduces;
+    stats_.dense_equivalent_bytes += bytes;
+    if (b.flat.scalar_type() == torch::kFloat32) {
+      ++stats_.compressed_allreduces;
+      b.work = worker_->submit(
+          [this, &b, bi] {
+            compressor_->allreduce(comm_, b.flat.data_ptr<float>(), b.flat.numel(), bi, b.layout);
+          },
+          "compressed bucket " + std::to_string(bi));
+    } else {
+      stats_.bytes_communicated += bytes;
+      b.work = worker_->submit(
+          [this, &b] {
+            comm_.allreduce(b.flat.data_ptr(), b.flat.numel(), to_dtype(b.flat.scalar_type()),
+                            ReduceOp::kAvg);
+          },
+          "dense bucket " + std::to_string(bi));
+    }
+  }
+
+  void launch_dense(Bucket& b) {
     b.work = comm_.allreduce_async(b.flat.data_ptr(), b.flat.numel(), to_dtype(b.flat.scalar_type()),
                                    ReduceOp::kAvg);
+    size_t bytes = b.flat.numel() * b.flat.element_size();
     ++stats_.allreduces;
-    stats_.bytes_communicated += b.flat.numel() * b.flat.element_size();
+    stats_.bytes_communicated += bytes;
+    stats_.dense_equivalent_bytes += bytes;
+  }
+
+  // Folds the compressor's new payload bytes into bytes_communicated. Call with no job in flight.
+  void refresh_compression_stats() {
+    if (!compressor_) return;
+    CompressionStats now = compressor_->stats();
+    stats_.bytes_communicated += now.payload_bytes - stats_.compression.payload_bytes;
+    stats_.compression = now;
+  }
+
+  // Anchors of compressed local SGD := the current (identical on every rank) parameters.
+  void reset_anchors() {
+    torch::NoGradGuard no_grad;
+    for (auto& b : buckets_) {
+      if (!b.anchor.defined()) b.anchor = torch::zeros_like(b.flat);
+      for (size_t k = 0; k < b.params.size(); ++k) {
+        auto& p = params_[b.params[k]];
+        b.anchor.narrow(0, b.offsets[k], p.numel()).copy_(p.reshape({-1}));
+      }
+    }
   }
 
   std::shared_ptr<torch::nn::Module> module_;
@@ -246,7 +386,12 @@ class DistributedDataParallel::Impl {
   std::vector<size_t> slot_in_bucket_;
   std::vector<bool> ready_;
   bool armed_ = false;
+  bool compress_step_ = false;  // this step's buckets go through worker_ (set in prepare_backward)
   int64_t steps_ = 0;
+  std::unique_ptr<GradientCompressor> compressor_;  // null when compress is "none"
+  std::unique_ptr<ddp::BucketWorker> worker_;       // with compressor_ and more than one rank
+  // Serializes launch(): autograd may run hooks of one backward on several threads.
+  std::mutex launch_mutex_;
 };
 
 DistributedDataParallel::DistributedDataParallel(std::shared_ptr<torch::nn::Module> module,
@@ -261,5 +406,9 @@ void DistributedDataParallel::average_parameters() { impl_->average_parameters()
 const std::vector<int>& DistributedDataParallel::bucket_of_parameter() const { return impl_->bucket_of_parameter_; }
 int DistributedDataParallel::num_buckets() const { return static_cast<int>(impl_->buckets_.size()); }
 const DdpStats& DistributedDataParallel::stats() const { return impl_->stats_; }
+CodecState DistributedDataParallel::compression_state() const { return impl_->compression_state(); }
+void DistributedDataParallel::load_compression_state(const CodecState& state) {
+  impl_->load_compression_state(state);
+}
 
 }  // namespace dtrain

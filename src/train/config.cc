@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "dtrain/codec.h"
 #include "dtrain/config.h"
 #include "dtrain/error.h"
 #include "train/config_internal.h"
@@ -169,6 +170,12 @@ void validate_config_except_model(const TrainConfig& c) {
   }
   if (c.grad_accumulation <= 0) fail("grad_accumulation", "must be positive");
   if (c.local_sgd_period < 0) fail("local_sgd_period", "must not be negative");
+  try {
+    parse_codec_spec(c.compress);
+  } catch (const InvalidArgumentError& e) {
+    fail("compress", e.what());
+  }
+  if (c.compress_warmup_steps < 0) fail("compress_warmup_steps", "must not be negative");
   if (!(c.lr > 0)) fail("lr", "must be positive");
   if (c.momentum < 0 || c.momentum >= 1) fail("momentum", "must be in [0, 1)");
   if (c.weight_decay < 0) fail("weight_decay", "must not be negative");

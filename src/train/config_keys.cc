@@ -158,6 +158,11 @@ std::vector<KeyEntry> make_table() {
        int_key(&C::grad_accumulation)},
       {{"local_sgd_period", "local SGD: average parameters every H steps (0 = off)"},
        int_key(&C::local_sgd_period)},
+      {{"compress", "gradient compression: none | fp16 | bf16 | topk:R | randomk:R | qsgd:LEVELS | "
+                    "sign | 2bit:THRESHOLD | powersgd:RANK [+ef|+noef]"},
+       string_key(&C::compress)},
+      {{"compress_warmup_steps", "optimizer steps synchronized dense before compression starts"},
+       int_key(&C::compress_warmup_steps)},
       {{"optimizer", "sgd (with momentum) | adam | adamw"}, optimizer_key()},
       {{"lr", "peak learning rate"}, double_key(&C::lr)},
       {{"momentum", "SGD momentum"}, double_key(&C::momentum)},

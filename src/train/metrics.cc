@@ -29,6 +29,8 @@ std::string metrics_json(const MetricsRecord& r) {
   j["bytes_communicated"] = r.bytes_communicated;
   j["comm_seconds"] = r.comm_seconds;
   j["elapsed_s"] = r.elapsed_s;
+  j["sync_payload_bytes"] = r.sync_payload_bytes;
+  j["sync_dense_bytes"] = r.sync_dense_bytes;
   return j.dump();
 }
 

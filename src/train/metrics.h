@@ -8,6 +8,10 @@
 // fraction, present only for classification; samples_per_sec: all ranks together, over the
 // interval; bytes_communicated / comm_seconds: cumulative for this rank (sent payload bytes;
 // seconds blocked waiting for communication); elapsed_s since the first step.
+// sync_payload_bytes / sync_dense_bytes: cumulative for this rank, the gradient (or local SGD
+// parameter) averaging only: the exact payload bytes contributed (compressed buckets by their
+// encoded size, headers in) and what the same averaging would have cost dense (their ratio is the
+// compression ratio; equal without --compress).
 #pragma once
 
 #include <fstream>
@@ -27,6 +31,8 @@ struct MetricsRecord {
   uint64_t bytes_communicated = 0;
   double comm_seconds = 0;
   double elapsed_s = 0;
+  uint64_t sync_payload_bytes = 0;
+  uint64_t sync_dense_bytes = 0;
 };
 
 class MetricsSink {

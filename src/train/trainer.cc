@@ -75,6 +75,9 @@ struct Loop {
 
   uint64_t bytes_sent() const { return comm ? comm->stats().bytes_sent : 0; }
   double comm_seconds() const { return ddp ? ddp->stats().seconds_waiting : 0; }
+  // Gradient/parameter averaging: exact payload bytes this rank contributed, and the dense size.
+  uint64_t sync_bytes() const { return ddp ? ddp->stats().bytes_communicated : 0; }
+  uint64_t sync_dense_bytes() const { return ddp ? ddp->stats().dense_equivalent_bytes : 0; }
 
   EvalResult run_eval(int64_t step, int64_t epoch, double lr) {
     auto t0 = Clock::now();
@@ -83,7 +86,8 @@ struct Loop {
     eval_seconds += seconds_between(t0, t1);
     if (rank == 0) {
       MetricsRecord rec{"eval", step, epoch, r.loss, r.accuracy, lr, 0, bytes_sent(),
-                        comm_seconds(), seconds_between(start, t1)};
+                        comm_seconds(), seconds_between(start, t1), sync_bytes(),
+                        sync_dense_bytes()};
       metrics.write(rec);
     }
     return r;
@@ -134,6 +138,9 @@ TrainResult train(const TrainConfig& config, const ModelHandle& model, const Dat
     DdpOptions ddp_options;
     ddp_options.bucket_bytes = static_cast<size_t>(config.bucket_mb * 1024 * 1024);
     ddp_options.local_sgd_period = static_cast<int>(config.local_sgd_period);
+    ddp_options.compress = config.compress;
+    ddp_options.compress_warmup_steps = static_cast<int>(config.compress_warmup_steps);
+    ddp_options.compress_seed = config.seed;
     loop.ddp = std::make_unique<DistributedDataParallel>(model.module, *comm, ddp_options);
   }
   auto optimizer = make_optimizer(config, model.module->parameters());
@@ -196,7 +203,8 @@ TrainResult train(const TrainConfig& config, const ModelHandle& model, const Dat
         double mean_loss = sums[0] / sums[1];
         if (rank == 0) {
           MetricsRecord rec{"train", step, epoch, mean_loss, std::nullopt, lr, rate,
-                            loop.bytes_sent(), loop.comm_seconds(), seconds_between(loop.start, now)};
+                            loop.bytes_sent(), loop.comm_seconds(), seconds_between(loop.start, now),
+                            loop.sync_bytes(), loop.sync_dense_bytes()};
           loop.metrics.write(rec);
         }
         loop.progress.update(step, epoch, mean_loss, rate);
