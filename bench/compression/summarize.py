@@ -44,7 +44,8 @@ def main(paths):
     print("| codec | payload bytes/step | ratio to dense | wire bytes sent/step | test accuracy |"
           " vs dense (points) | ms/step | vs dense time |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for r in rows.values():
+    order = sorted(rows, key=lambda k: (k != "none", 0))  # dense first, then as given
+    for r in (rows[k] for k in order):
         ratio = (base["payload"] if base else r["dense"]) / r["payload"]
         acc = f"{100 * r['acc']:.2f} %" if r["acc"] is not None else "-"
         dacc = (f"{100 * (r['acc'] - base['acc']):+.2f}"
