@@ -46,7 +46,7 @@ ModelOptions mlp_options() {
 struct RunResult {
   std::vector<torch::Tensor> params;
   DdpStats stats;
-  double accuracy = 0;  // on the test split
+  double accuracy = 0;                     // on the test split
   std::vector<uint64_t> bytes_after_step;  // stats.bytes_communicated after each step
 };
 
@@ -147,7 +147,8 @@ TEST(DdpCompress, TopkAndPowerSgdTrainToNearDenseAccuracy) {
     ro.ddp.compress = spec;
     auto got = run(2, data, ro);
     expect_identical_replicas(got, spec);
-    EXPECT_GE(got[0].accuracy, dense[0].accuracy - 0.04) << spec << " vs dense " << dense[0].accuracy;
+    EXPECT_GE(got[0].accuracy, dense[0].accuracy - 0.04)
+        << spec << " vs dense " << dense[0].accuracy;
     const DdpStats& s = got[0].stats;
     EXPECT_EQ(s.dense_equivalent_bytes, dense[0].stats.bytes_communicated) << spec;
     EXPECT_EQ(s.compressed_allreduces, s.allreduces) << spec;
@@ -236,7 +237,8 @@ TEST(DdpCompressCli, RunLinregWithFp16Converges) {
                  ("dtrain_compress_cli_" + std::to_string(getpid()) + ".jsonl");
   std::string cmd = std::string(DTRAIN_BINARY_DIR) +
                     "/dtrain run --compress fp16 --model linreg --dataset synthetic-linear "
-                    "--nproc 2 --metrics " + metrics.string() + " 2>&1";
+                    "--nproc 2 --metrics " +
+                    metrics.string() + " 2>&1";
   std::string text;
   FILE* pipe = popen(cmd.c_str(), "r");
   ASSERT_NE(pipe, nullptr);
