@@ -65,9 +65,10 @@ TEST(DdpReducer, LocalSgdAveragesEveryHSteps) {
   auto inputs = torch::randn({kWorld, kPeriod, 8, 20}, gen);
   auto targets = torch::randint(0, 5, {kWorld, kPeriod, 8}, gen);
 
-  auto local_steps = [&](ModelHandle& model, int rank, DistributedDataParallel* ddp, int steps) {
+  // Plain SGD (no momentum: its state would restart with each call) on batches [first, first+steps).
+  auto local_steps = [&](ModelHandle& model, int rank, DistributedDataParallel* ddp, int first, int steps) {
     torch::optim::SGD opt(model.module->parameters(), torch::optim::SGDOptions(0.1));
-    for (int s = 0; s < steps; ++s) {
+    for (int s = first; s < first + steps; ++s) {
       opt.zero_grad();
       if (ddp) ddp->prepare_backward(true);
       model.loss(model.forward(inputs[rank][s]), targets[rank][s]).backward();
@@ -80,7 +81,7 @@ TEST(DdpReducer, LocalSgdAveragesEveryHSteps) {
   std::vector<torch::Tensor> expected;
   for (int r = 0; r < kWorld; ++r) {
     ModelHandle m = make_model(small_mlp());
-    local_steps(m, r, nullptr, kPeriod);
+    local_steps(m, r, nullptr, 0, kPeriod);
     auto params = m.module->parameters();
     if (expected.empty()) {
       for (auto& p : params) expected.push_back(p.detach().clone() / kWorld);
@@ -96,10 +97,10 @@ TEST(DdpReducer, LocalSgdAveragesEveryHSteps) {
     DdpOptions o;
     o.local_sgd_period = kPeriod;
     DistributedDataParallel ddp(m.module, comm, o);
-    local_steps(m, comm.rank(), &ddp, kPeriod - 1);
+    local_steps(m, comm.rank(), &ddp, 0, kPeriod - 1);
     std::vector<torch::Tensor> mid;
     for (auto& p : m.module->parameters()) mid.push_back(p.detach().clone());
-    local_steps(m, comm.rank(), &ddp, 1);  // the H-th step triggers the average
+    local_steps(m, comm.rank(), &ddp, kPeriod - 1, 1);  // the H-th step triggers the average
     std::lock_guard<std::mutex> lock(mutex);
     before_average[comm.rank()] = mid;
     for (auto& p : m.module->parameters()) got[comm.rank()].push_back(p.detach().clone());
