@@ -73,12 +73,24 @@ namespace {
 
 using Fn = std::function<void(CollectiveContext&)>;
 
-// The collective: descriptor exchange (when verification is on), then `body`.
+// The collective: `body`, with the descriptor exchange (when verification is on) running
+// concurrently and settled before the body's first wait (descriptor.h).
 Fn collective(CollectiveDescriptor d, bool verify, std::function<void(CollectiveContext&)> body) {
   return [d, verify, body = std::move(body)](CollectiveContext& c) mutable {
+    if (!verify) {
+      body(c);
+      return;
+    }
     d.seq = c.seq;
-    if (verify) algorithms::exchange_descriptors(c, d);
-    body(c);
+    algorithms::DescriptorExchange exchange;
+    exchange.start(c, d);
+    try {
+      body(c);
+      c.settle_check();  // bodies that never waited (one rank, empty buffers, barrier)
+    } catch (...) {
+      c.pending_check = nullptr;
+      throw;
+    }
   };
 }
 

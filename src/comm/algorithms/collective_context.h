@@ -2,8 +2,14 @@
 // (this folder) are written once over Transport's point-to-point primitives.
 //
 // Tags: every message of collective number `seq` uses the Gloo slot
-//   bit 63 = 0 (user point-to-point tags set it), bits 62..8 = seq, bits 7..0 = phase,
-// where the phase names the message kind inside the collective (descriptor, fold, ring pass...).
+//   bit 63 = 0 (user point-to-point tags set it), bits 62..32 = check, bits 31..8 = the low 24
+//   bits of seq, bits 7..0 = phase,
+// where the phase names the message kind inside the collective (descriptor, fold, ring pass...)
+// and `check` is a 31-bit hash of the collective's descriptor (0 for the descriptor messages
+// themselves, and when verification is off). Ranks that called different collectives therefore
+// use different tags for their data: their messages never match, so a mismatch can never
+// deliver a buffer of the wrong size or combine the wrong data; the descriptor exchange, which
+// runs concurrently with the data (see descriptor.h), reports it instead.
 // The transport matches messages per (peer, tag) in posting order, so one phase may carry many
 // messages as long as both sides post them in the same order.
 //
@@ -52,6 +58,16 @@ class ScratchBuffers {
   Slot slots_[kScratchCount];
 };
 
+struct CollectiveContext;
+
+// A verification still in flight: the first wait of the collective settles it (see descriptor.h).
+class PendingCheck {
+ public:
+  virtual ~PendingCheck() = default;
+  // Waits for the other ranks' descriptors and throws MismatchError if they differ.
+  virtual void settle(CollectiveContext& c) = 0;
+};
+
 struct CollectiveContext {
   Transport& transport;
   uint64_t seq;                // collective number, the same on every rank
@@ -61,10 +77,15 @@ struct CollectiveContext {
   std::atomic<uint64_t>& bytes_received;
   size_t segment_bytes;        // pipeline segment of ring/chain algorithms (bytes)
   size_t small_bytes;          // at most this many bytes: latency-optimal variants
+  uint32_t check = 0;          // 31-bit descriptor hash folded into data tags (0: none)
+  PendingCheck* pending_check = nullptr;  // settled before the first wait
 
   int rank() const { return transport.rank(); }
   int size() const { return transport.size(); }
-  uint64_t tag(Phase phase) const { return ((seq & ((uint64_t{1} << 55) - 1)) << 8) | phase; }
+  uint64_t tag(Phase phase) const {
+    uint64_t c = phase == kPhaseDescriptor ? 0 : (check & 0x7fffffffu);
+    return (c << 32) | ((seq & 0xffffffu) << 8) | phase;
+  }
 
   std::unique_ptr<TransportOp> send(const void* data, size_t nbytes, int peer, Phase phase) {
     bytes_sent.fetch_add(nbytes, std::memory_order_relaxed);
@@ -74,10 +95,22 @@ struct CollectiveContext {
     bytes_received.fetch_add(nbytes, std::memory_order_relaxed);
     return transport.irecv(data, nbytes, peer, tag(phase));
   }
-  void wait(TransportOp& op) { op.wait(deadline); }
+  // Settles a pending verification first: a mismatch is reported instead of waiting for data
+  // that will never come.
+  void wait(TransportOp& op) {
+    settle_check();
+    op.wait(deadline);
+  }
   void wait_all(std::vector<std::unique_ptr<TransportOp>>& ops) {
+    settle_check();
     for (auto& op : ops) op->wait(deadline);
     ops.clear();
+  }
+  void settle_check() {
+    if (pending_check == nullptr) return;
+    PendingCheck* p = pending_check;
+    pending_check = nullptr;
+    p->settle(*this);
   }
 };
 

@@ -100,22 +100,49 @@ std::string compare_descriptors(const std::vector<CollectiveDescriptor>& all) {
   return msg;
 }
 
-void exchange_descriptors(CollectiveContext& c, const CollectiveDescriptor& mine) {
-  const int n = c.size(), me = c.rank();
-  std::vector<CollectiveDescriptor> all(n);
-  all[me] = mine;
-  if (n > 1) {
-    std::vector<std::unique_ptr<TransportOp>> recvs, sends;
-    for (int p = 0; p < n; ++p) {
-      if (p != me) recvs.push_back(c.recv(&all[p], sizeof(CollectiveDescriptor), p, kPhaseDescriptor));
-    }
-    for (int p = 0; p < n; ++p) {
-      if (p != me) sends.push_back(c.send(&all[me], sizeof(CollectiveDescriptor), p, kPhaseDescriptor));
-    }
-    c.wait_all(recvs);
-    c.wait_all(sends);
+uint32_t descriptor_check(const CollectiveDescriptor& d) {
+  CollectiveDescriptor canonical;  // only the compared fields, padding zeroed
+  canonical.magic = d.magic;
+  canonical.version = d.version;
+  canonical.kind = d.kind;
+  canonical.dtype = d.dtype;
+  canonical.op = d.op;
+  canonical.algorithm = d.algorithm;
+  canonical.root = d.root;
+  canonical.seq = d.seq;
+  canonical.count = d.count;
+  canonical.counts_hash = d.counts_hash;
+  unsigned char bytes[sizeof(CollectiveDescriptor)];
+  std::memcpy(bytes, &canonical, sizeof(bytes));
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char b : bytes) {
+    h ^= b;
+    h *= 1099511628211ull;
   }
-  std::string mismatch = compare_descriptors(all);
+  uint32_t folded = static_cast<uint32_t>(h ^ (h >> 31)) & 0x7fffffffu;
+  return folded == 0 ? 1 : folded;
+}
+
+void DescriptorExchange::start(CollectiveContext& c, const CollectiveDescriptor& mine) {
+  const int n = c.size(), me = c.rank();
+  all_.assign(n, CollectiveDescriptor{});
+  all_[me] = mine;
+  for (int p = 0; p < n; ++p) {
+    if (p != me) recvs_.push_back(c.recv(&all_[p], sizeof(CollectiveDescriptor), p, kPhaseDescriptor));
+  }
+  for (int p = 0; p < n; ++p) {
+    if (p != me) sends_.push_back(c.send(&all_[me], sizeof(CollectiveDescriptor), p, kPhaseDescriptor));
+  }
+  c.check = descriptor_check(mine);
+  c.pending_check = this;
+}
+
+void DescriptorExchange::settle(CollectiveContext& c) {
+  for (auto& op : recvs_) op->wait(c.deadline);
+  for (auto& op : sends_) op->wait(c.deadline);
+  recvs_.clear();
+  sends_.clear();
+  std::string mismatch = compare_descriptors(all_);
   if (!mismatch.empty()) throw MismatchError(mismatch);
 }
 

@@ -1,17 +1,23 @@
 // Collective descriptors and their exchange: how ranks find out that they called different
 // collectives before any data moves.
 //
-// Algorithm. Before a collective (when CommOptions::verify_collectives is on, and always for a
-// barrier) every rank sends its 64-byte descriptor {seq, kind, dtype, count, hash of the counts
-// vector, reduce op, root, allreduce algorithm} to every other rank and receives theirs: one
-// round of 2(n-1) fixed-size messages, so it cannot itself mismatch in size. Every rank then
-// holds all n descriptors and compares them all; if any differs from rank 0's, every rank
-// throws the same MismatchError, e.g.
+// Algorithm. At the start of a collective (when CommOptions::verify_collectives is on, and
+// always for a barrier) every rank posts its 64-byte descriptor {seq, kind, dtype, count, hash
+// of the counts vector, reduce op, root, allreduce algorithm} to every other rank and posts
+// receives for theirs: 2(n-1) fixed-size messages, so the exchange cannot itself mismatch in
+// size. It runs concurrently with the collective's data: the data messages carry a 31-bit hash
+// of the descriptor in their tag (collective_context.h), so ranks whose descriptors differ never
+// match each other's data, and the collective's first wait settles the exchange (waits for all
+// n descriptors) before it waits for data. The check therefore costs no extra round trip.
+// Every rank then holds all n descriptors and compares them all; if any differs from rank 0's,
+// every rank throws the same MismatchError, e.g.
 //   collective #12 mismatch: rank 0 called allreduce(float32, count=100, sum) but rank 1 called
 //   broadcast(float32, count=100, root=0) [differs in: kind, op, root]
 // Because the exchange completes on every rank before anyone throws, no message of this
-// collective is left in flight and the communicator stays usable. The exchange of descriptors
-// is also a full barrier (every rank has heard from every other rank).
+// collective is left to be matched (data sent before the check used tags no other rank will
+// post) and the communicator stays usable. The exchange of descriptors is also a full barrier
+// (every rank has heard from every other rank). Two different descriptors with the same 31-bit
+// hash (chance 2^-31) would let data match before the check; the check still runs first.
 #pragma once
 
 #include <cstdint>
@@ -63,9 +69,22 @@ uint64_t hash_counts(const std::vector<size_t>& counts);
 // "allreduce(float32, count=100, sum)".
 std::string describe(const CollectiveDescriptor& d);
 
-// Exchanges `mine` with every rank (phase kPhaseDescriptor of c.seq) and throws MismatchError
-// naming the ranks and fields that differ. Throws the transport's errors.
-void exchange_descriptors(CollectiveContext& c, const CollectiveDescriptor& mine);
+// 31-bit hash of a descriptor (never 0), folded into the data tags.
+uint32_t descriptor_check(const CollectiveDescriptor& d);
+
+// The exchange of `mine` with every rank (phase kPhaseDescriptor of c.seq). start() posts the
+// messages, sets c.check and registers itself as c.pending_check; the collective's first wait
+// (or an explicit c.settle_check()) completes it and throws MismatchError naming the ranks and
+// fields that differ. Throws the transport's errors. Must outlive the collective's body.
+class DescriptorExchange : public PendingCheck {
+ public:
+  void start(CollectiveContext& c, const CollectiveDescriptor& mine);
+  void settle(CollectiveContext& c) override;
+
+ private:
+  std::vector<CollectiveDescriptor> all_;
+  std::vector<std::unique_ptr<TransportOp>> recvs_, sends_;
+};
 
 // The mismatch text for a full set of descriptors (index = rank), or "" when all agree.
 std::string compare_descriptors(const std::vector<CollectiveDescriptor>& all);

@@ -26,6 +26,7 @@
 
 #include <chrono>
 #include <memory>
+#include <deque>
 #include <mutex>
 #include <set>
 #include <string>
@@ -39,6 +40,7 @@ namespace gloo {
 class Context;
 namespace transport {
 class Device;
+class UnboundBuffer;
 }
 }  // namespace gloo
 
@@ -87,6 +89,10 @@ class GlooTransport : public Transport {
   [[noreturn]] void fail_from_gloo(const std::exception& e, int peer, const char* what);
   void throw_if_unusable();  // REQUIRES: mutex_ held
   void unregister(GlooOp* op);
+  // Keeps the buffer of a completed operation alive for the next kRetiredKept completions
+  // (see GlooOp), then destroys it.
+  void retire(std::unique_ptr<gloo::transport::UnboundBuffer> buf);
+  static constexpr size_t kRetiredKept = 64;
 
   const std::shared_ptr<Store> store_;
   const int rank_;
@@ -97,6 +103,7 @@ class GlooTransport : public Transport {
 
   std::mutex mutex_;
   std::set<GlooOp*> pending_;                       // GUARDED_BY(mutex_)
+  std::deque<std::unique_ptr<gloo::transport::UnboundBuffer>> retired_;  // GUARDED_BY(mutex_)
   ErrorCode failure_code_ = ErrorCode::kInternal;   // GUARDED_BY(mutex_)
   std::string failure_;                             // GUARDED_BY(mutex_); empty = healthy
   bool aborted_ = false;                            // GUARDED_BY(mutex_)
