@@ -75,15 +75,21 @@ using Fn = std::function<void(CollectiveContext&)>;
 
 // The collective: `body`, with the descriptor exchange (when verification is on) running
 // concurrently and settled before the body's first wait (descriptor.h).
-Fn collective(CollectiveDescriptor d, bool verify, std::function<void(CollectiveContext&)> body) {
-  return [d, verify, body = std::move(body)](CollectiveContext& c) mutable {
+// `inline_send` (optional) names the first data message that may travel inside the descriptor
+// message (descriptor.h).
+using InlinePlan = std::function<algorithms::InlineSend(const CollectiveContext&)>;
+
+Fn collective(CollectiveDescriptor d, bool verify, std::function<void(CollectiveContext&)> body,
+              InlinePlan inline_send = nullptr) {
+  return [d, verify, body = std::move(body),
+          inline_send = std::move(inline_send)](CollectiveContext& c) mutable {
     if (!verify) {
       body(c);
       return;
     }
     d.seq = c.seq;
     algorithms::DescriptorExchange exchange;
-    exchange.start(c, d);
+    exchange.start(c, d, inline_send ? inline_send(c) : algorithms::InlineSend{});
     try {
       body(c);
       c.settle_check();  // bodies that never waited (one rank, empty buffers, barrier)
@@ -107,14 +113,25 @@ Fn make_allreduce(const CommOptions& o, void* data, size_t count, DType dtype, R
   auto d = descriptor(CollectiveKind::kAllreduce, dtype, count);
   d.op = static_cast<uint8_t>(op);
   d.algorithm = static_cast<uint8_t>(algorithm);
-  return collective(d, o.verify_collectives, [=](CollectiveContext& c) {
-    if (algorithm == AllreduceAlgorithm::kRing) {
-      algorithms::allreduce_ring(c, data, count, dtype, op);
-    } else {
-      algorithms::allreduce_recursive_doubling(c, data, count, dtype, op);
-    }
-    if (op == ReduceOp::kAvg) scale_divide(data, count, dtype, c.size());
-  });
+  InlinePlan plan;
+  const size_t bytes = count * dtype_size(dtype);
+  if (algorithm == AllreduceAlgorithm::kRecursiveDoubling && bytes <= algorithms::kInlineMaxBytes) {
+    plan = [=](const CollectiveContext& c) {
+      return algorithms::InlineSend{algorithms::recursive_doubling_input_peer(c.rank(), c.size()),
+                                    data, bytes};
+    };
+  }
+  return collective(
+      d, o.verify_collectives,
+      [=](CollectiveContext& c) {
+        if (algorithm == AllreduceAlgorithm::kRing) {
+          algorithms::allreduce_ring(c, data, count, dtype, op);
+        } else {
+          algorithms::allreduce_recursive_doubling(c, data, count, dtype, op);
+        }
+        if (op == ReduceOp::kAvg) scale_divide(data, count, dtype, c.size());
+      },
+      std::move(plan));
 }
 
 Fn make_broadcast(const CommOptions& o, int size, void* data, size_t count, DType dtype, int root) {

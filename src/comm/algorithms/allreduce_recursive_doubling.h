@@ -11,11 +11,16 @@
 //  3. Unfold: each odd rank of the first 2*rem sends the result to the even rank below it.
 // Cost: log2(p) + 2 message latencies, each moving the whole buffer.
 // kAvg reduces as a sum; the caller divides once at the end.
+// With verification, each rank's first message of its input (fold, or round 1) may travel
+// inline with its descriptor (descriptor.h); recursive_doubling_input_peer names that peer.
 #pragma once
 
 #include "comm/algorithms/collective_context.h"
 
 namespace dtrain::algorithms {
+
+// The peer that receives this rank's input unreduced as its first message (-1: none).
+int recursive_doubling_input_peer(int rank, int n);
 
 void allreduce_recursive_doubling(CollectiveContext& c, void* data, size_t count, DType dtype,
                                   ReduceOp op);

@@ -43,7 +43,14 @@ enum Phase : uint8_t {
 };
 
 // Scratch indices.
-enum ScratchIndex : int { kScratchRing = 0, kScratchRecv = 1, kScratchWork = 2, kScratchCount = 3 };
+enum ScratchIndex : int {
+  kScratchRing = 0,
+  kScratchRecv = 1,
+  kScratchWork = 2,
+  kScratchDescriptorsIn = 3,  // descriptor.h: one inline-capable slot per peer
+  kScratchDescriptorOut = 4,  // descriptor.h: the message this rank sends inline
+  kScratchCount = 5
+};
 
 class ScratchBuffers {
  public:
@@ -66,6 +73,11 @@ class PendingCheck {
   virtual ~PendingCheck() = default;
   // Waits for the other ranks' descriptors and throws MismatchError if they differ.
   virtual void settle(CollectiveContext& c) = 0;
+  // Inline first messages (descriptor.h): true when this rank's descriptor message to `peer`
+  // already carried the collective's first data message to it (the algorithm skips that send).
+  virtual bool sent_inline_to(int peer) const = 0;
+  // After settle(): the data `peer` sent inline with its descriptor, or null if it sent none.
+  virtual const char* received_inline_from(int peer) const = 0;
 };
 
 struct CollectiveContext {
@@ -79,6 +91,7 @@ struct CollectiveContext {
   size_t small_bytes;          // at most this many bytes: latency-optimal variants
   uint32_t check = 0;          // 31-bit descriptor hash folded into data tags (0: none)
   PendingCheck* pending_check = nullptr;  // settled before the first wait
+  const PendingCheck* inline_check = nullptr;  // the verification, for its inline messages
 
   int rank() const { return transport.rank(); }
   int size() const { return transport.size(); }
@@ -111,6 +124,13 @@ struct CollectiveContext {
     PendingCheck* p = pending_check;
     pending_check = nullptr;
     p->settle(*this);
+  }
+  bool sent_inline_to(int peer) const { return inline_check && inline_check->sent_inline_to(peer); }
+  // Settles the check first (the inline data arrives with the descriptor).
+  const char* received_inline_from(int peer) {
+    if (!inline_check) return nullptr;
+    settle_check();
+    return inline_check->received_inline_from(peer);
   }
 };
 

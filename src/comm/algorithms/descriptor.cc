@@ -123,18 +123,38 @@ uint32_t descriptor_check(const CollectiveDescriptor& d) {
   return folded == 0 ? 1 : folded;
 }
 
-void DescriptorExchange::start(CollectiveContext& c, const CollectiveDescriptor& mine) {
+void DescriptorExchange::start(CollectiveContext& c, const CollectiveDescriptor& mine,
+                               InlineSend inline_send) {
   const int n = c.size(), me = c.rank();
   all_.assign(n, CollectiveDescriptor{});
   all_[me] = mine;
-  for (int p = 0; p < n; ++p) {
-    if (p != me) recvs_.push_back(c.recv(&all_[p], sizeof(CollectiveDescriptor), p, kPhaseDescriptor));
+  if (inline_send.peer >= 0 && inline_send.bytes > kInlineMaxBytes) {
+    throw InvalidArgumentError("descriptor exchange: inline message too large");
   }
-  for (int p = 0; p < n; ++p) {
-    if (p != me) sends_.push_back(c.send(&all_[me], sizeof(CollectiveDescriptor), p, kPhaseDescriptor));
+  if (n > 1) {
+    slots_ = c.scratch.buffer(kScratchDescriptorsIn, kSlotBytes * n);
+    for (int p = 0; p < n; ++p) {
+      if (p != me) recvs_.push_back(c.recv(slots_ + p * kSlotBytes, kSlotBytes, p, kPhaseDescriptor));
+    }
+    for (int p = 0; p < n; ++p) {
+      if (p == me) continue;
+      if (p == inline_send.peer) {
+        CollectiveDescriptor header = mine;
+        header.reserved = 1;
+        header.reserved2 = static_cast<uint32_t>(inline_send.bytes);
+        char* out = c.scratch.buffer(kScratchDescriptorOut, sizeof(header) + inline_send.bytes);
+        std::memcpy(out, &header, sizeof(header));
+        if (inline_send.bytes > 0) std::memcpy(out + sizeof(header), inline_send.data, inline_send.bytes);
+        sends_.push_back(c.send(out, sizeof(header) + inline_send.bytes, p, kPhaseDescriptor));
+        inline_peer_ = p;
+      } else {
+        sends_.push_back(c.send(&all_[me], sizeof(CollectiveDescriptor), p, kPhaseDescriptor));
+      }
+    }
   }
   c.check = descriptor_check(mine);
   c.pending_check = this;
+  c.inline_check = this;
 }
 
 void DescriptorExchange::settle(CollectiveContext& c) {
@@ -142,8 +162,17 @@ void DescriptorExchange::settle(CollectiveContext& c) {
   for (auto& op : sends_) op->wait(c.deadline);
   recvs_.clear();
   sends_.clear();
+  for (int p = 0; p < c.size(); ++p) {
+    if (p != c.rank()) std::memcpy(&all_[p], slots_ + p * kSlotBytes, sizeof(CollectiveDescriptor));
+  }
   std::string mismatch = compare_descriptors(all_);
   if (!mismatch.empty()) throw MismatchError(mismatch);
+}
+
+const char* DescriptorExchange::received_inline_from(int peer) const {
+  if (slots_ == nullptr || peer < 0 || peer >= static_cast<int>(all_.size())) return nullptr;
+  if (all_[peer].reserved != 1) return nullptr;
+  return slots_ + peer * kSlotBytes + sizeof(CollectiveDescriptor);
 }
 
 }  // namespace dtrain::algorithms

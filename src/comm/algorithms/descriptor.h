@@ -18,6 +18,15 @@
 // post) and the communicator stays usable. The exchange of descriptors is also a full barrier
 // (every rank has heard from every other rank). Two different descriptors with the same 31-bit
 // hash (chance 2^-31) would let data match before the check; the check still runs first.
+//
+// Inline first messages. A descriptor message may carry, after its 64 bytes, the collective's
+// first data message to that peer when that message is ready at the start (the caller's input,
+// at most kInlineMaxBytes): recursive doubling sends its input this way, so with two ranks a
+// verified allreduce is one message each way, the same as an unverified one. Every receive on
+// the descriptor tag is posted with room for 64 + kInlineMaxBytes bytes (Gloo accepts a shorter
+// message than the posted size, never a longer one), so mismatched ranks can never overrun a
+// buffer whatever they send. The descriptor's `reserved` field flags an inline payload and
+// `reserved2` holds its size; neither is compared.
 #pragma once
 
 #include <cstdint>
@@ -69,6 +78,16 @@ uint64_t hash_counts(const std::vector<size_t>& counts);
 // "allreduce(float32, count=100, sum)".
 std::string describe(const CollectiveDescriptor& d);
 
+// Largest data message sent inline with a descriptor.
+inline constexpr size_t kInlineMaxBytes = 64 * 1024;
+
+// The first data message to one peer, sent inside the descriptor message.
+struct InlineSend {
+  int peer = -1;  // -1: none
+  const void* data = nullptr;
+  size_t bytes = 0;  // at most kInlineMaxBytes
+};
+
 // 31-bit hash of a descriptor (never 0), folded into the data tags.
 uint32_t descriptor_check(const CollectiveDescriptor& d);
 
@@ -78,11 +97,16 @@ uint32_t descriptor_check(const CollectiveDescriptor& d);
 // fields that differ. Throws the transport's errors. Must outlive the collective's body.
 class DescriptorExchange : public PendingCheck {
  public:
-  void start(CollectiveContext& c, const CollectiveDescriptor& mine);
+  void start(CollectiveContext& c, const CollectiveDescriptor& mine, InlineSend inline_send = {});
   void settle(CollectiveContext& c) override;
+  bool sent_inline_to(int peer) const override { return peer == inline_peer_; }
+  const char* received_inline_from(int peer) const override;
 
  private:
+  static constexpr size_t kSlotBytes = sizeof(CollectiveDescriptor) + kInlineMaxBytes;
   std::vector<CollectiveDescriptor> all_;
+  char* slots_ = nullptr;  // scratch: one kSlotBytes slot per rank (own slot unused)
+  int inline_peer_ = -1;
   std::vector<std::unique_ptr<TransportOp>> recvs_, sends_;
 };
 
