@@ -123,7 +123,8 @@ class ElasticRendezvous {
   const std::shared_ptr<Store>& keys() const { return keys_; }
 
  private:
-  // Polls until round r is closed (closing it when a condition above holds); returns W.
+  // Polls until round r is closed (closing it when a condition above holds); returns W, or -1
+  // if the round was advanced before it closed.
   int wait_closed(int64_t round, Deadline deadline);
   // Counts this worker as waiting for round r and polls until the round is past r.
   void wait_next_round(int64_t round, Deadline deadline);
