@@ -9,6 +9,14 @@
 //     C (or 128 + signal number)
 //   - the launcher gets SIGINT/SIGTERM/SIGHUP -> forwards it to every worker, SIGKILL after the
 //     grace period (or at a second signal), returns 128 + that signal number
+// Elastic jobs (options.elastic, docs/elastic.md) change the second rule: a worker that fails is
+// logged and the others go on (they re-form their group without it); the launcher returns 0 when
+// the workers are done and at least one of them exited 0, else the first failure's code.
+// Workers of an elastic job also get DTRAIN_ELASTIC=1, DTRAIN_MIN_WORKERS and DTRAIN_MAX_WORKERS;
+// their DTRAIN_RANK is a worker id (unique in the job), their rank in the group comes from the
+// elastic rendezvous. A launcher started later with `join` adds workers to a running elastic
+// job: it connects to node 0's store (--store, DTRAIN_SECRET), takes fresh worker ids and starts
+// its workers, which join the group at its next commit.
 // Signals go to each worker's process group, so processes a worker started stop with it.
 // Workers get /dev/null as stdin.
 //
@@ -57,6 +65,11 @@ struct LaunchOptions {
   std::chrono::milliseconds store_timeout = kDefaultTimeout;
   // After the last worker exited, how long to wait for output still held by its children.
   std::chrono::milliseconds drain_timeout{1000};
+  // Elastic job (see above). min_workers / max_workers: 0 = 1 / nnodes * nproc.
+  bool elastic = false;
+  int min_workers = 0;
+  int max_workers = 0;
+  bool join = false;  // elastic only: add this launcher's workers to a running job
   int out_fd = STDOUT_FILENO;  // where the workers' stdout goes (prefixed)
   int err_fd = STDERR_FILENO;  // where the workers' stderr goes (prefixed)
 };
@@ -70,5 +83,9 @@ int launch(const LaunchOptions& options);
 
 // Checks options without side effects; InvalidArgumentError naming the bad field.
 void validate_launch_options(const LaunchOptions& options);
+
+// The elastic bounds with their defaults applied (1 and nnodes * nproc).
+int min_workers(const LaunchOptions& options);
+int max_workers(const LaunchOptions& options);
 
 }  // namespace dtrain

@@ -9,6 +9,10 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 
+namespace dtrain {
+struct LaunchOptions;
+}
+
 namespace dtrain::cli {
 
 // Exit codes shared by the subcommands (a subcommand's own code, e.g. a worker's, passes through).
@@ -32,6 +36,9 @@ Subcommand add_bench_command(CLI::App& parent);   // bench_command.cc
 Subcommand add_train_command(CLI::App& parent);  // train_command.cc
 Subcommand add_run_command(CLI::App& parent);    // run_command.cc
 #endif
+
+// --elastic, --min-workers, --max-workers, --join (launch_command.cc; `dtrain run` shares them).
+void add_elastic_launch_flags(CLI::App& sub, LaunchOptions& options);
 
 inline constexpr AddSubcommand kSubcommands[] = {
     add_launch_command,

@@ -33,6 +33,19 @@ int run_launch(LaunchFlags& flags) {
 
 }  // namespace
 
+void add_elastic_launch_flags(CLI::App& sub, LaunchOptions& o) {
+  sub.add_flag("--elastic", o.elastic,
+               "elastic job: a failed worker does not stop the others (docs/elastic.md)");
+  sub.add_option("--min-workers", o.min_workers,
+                 "elastic: the job stops below this many workers (default 1)")
+      ->check(CLI::Range(1, 4096));
+  sub.add_option("--max-workers", o.max_workers,
+                 "elastic: at most this many workers in the group (default: nnodes * nproc)")
+      ->check(CLI::Range(1, 4096));
+  sub.add_flag("--join", o.join,
+               "elastic: add this node's workers to a running job (needs --store, DTRAIN_SECRET)");
+}
+
 Subcommand add_launch_command(CLI::App& parent) {
   auto flags = std::make_shared<LaunchFlags>();
   LaunchOptions& o = flags->options;
@@ -63,6 +76,7 @@ Subcommand add_launch_command(CLI::App& parent) {
                   "bound on each collective, passed to workers as DTRAIN_TIMEOUT_MS")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
   sub->add_flag("--no-prefix", flags->no_prefix, "pass the workers' output through unchanged");
+  add_elastic_launch_flags(*sub, o);
   sub->add_option("command", o.command, "the worker command and its arguments (after --)")
       ->required();
   sub->positionals_at_end();

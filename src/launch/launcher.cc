@@ -31,7 +31,7 @@ namespace {
 std::vector<std::string> worker_env(const LaunchOptions& options, const launcher::NodeRendezvous& r,
                                     const std::string& secret, int local_rank) {
   std::vector<std::pair<std::string, std::string>> vars = {
-      {"DTRAIN_RANK", std::to_string(options.node_rank * options.nproc + local_rank)},
+      {"DTRAIN_RANK", std::to_string(r.first_worker_id() + local_rank)},
       {"DTRAIN_LOCAL_RANK", std::to_string(local_rank)},
       {"DTRAIN_WORLD_SIZE", std::to_string(options.nnodes * options.nproc)},
       {"DTRAIN_LOCAL_WORLD_SIZE", std::to_string(options.nproc)},
@@ -45,12 +45,19 @@ std::vector<std::string> worker_env(const LaunchOptions& options, const launcher
     vars.emplace_back("DTRAIN_TIMEOUT_MS", std::to_string(options.worker_timeout->count()));
   }
   if (!options.listen_host.empty()) vars.emplace_back("DTRAIN_LISTEN_HOST", options.listen_host);
+  if (options.elastic) {
+    vars.emplace_back("DTRAIN_ELASTIC", "1");
+    vars.emplace_back("DTRAIN_MIN_WORKERS", std::to_string(min_workers(options)));
+    vars.emplace_back("DTRAIN_MAX_WORKERS", std::to_string(max_workers(options)));
+  }
 
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
     std::string_view entry(*e);
     std::string_view name = entry.substr(0, entry.find('='));
-    bool replaced = name == "DTRAIN_TIMEOUT_MS" || name == "DTRAIN_LISTEN_HOST";
+    bool replaced = name == "DTRAIN_TIMEOUT_MS" || name == "DTRAIN_LISTEN_HOST" ||
+                    name == "DTRAIN_ELASTIC" || name == "DTRAIN_MIN_WORKERS" ||
+                    name == "DTRAIN_MAX_WORKERS";
     for (const auto& [var, value] : vars) replaced = replaced || name == var;
     if (!replaced) env.emplace_back(entry);
   }
@@ -59,6 +66,13 @@ std::vector<std::string> worker_env(const LaunchOptions& options, const launcher
 }
 
 }  // namespace
+
+int min_workers(const LaunchOptions& options) {
+  return options.min_workers > 0 ? options.min_workers : 1;
+}
+int max_workers(const LaunchOptions& options) {
+  return options.max_workers > 0 ? options.max_workers : options.nnodes * options.nproc;
+}
 
 void validate_launch_options(const LaunchOptions& options) {
   if (options.nproc < 1) throw InvalidArgumentError("--nproc must be at least 1");
@@ -80,6 +94,25 @@ void validate_launch_options(const LaunchOptions& options) {
   }
   if (!options.store_addr.empty()) parse_host_port(options.store_addr, "--store");
   if (options.grace_period.count() < 0) throw InvalidArgumentError("the grace period is negative");
+  if (!options.elastic && (options.join || options.min_workers != 0 || options.max_workers != 0)) {
+    throw InvalidArgumentError("--join, --min-workers and --max-workers need --elastic");
+  }
+  if (options.elastic) {
+    if (options.min_workers < 0 || options.max_workers < 0) {
+      throw InvalidArgumentError("--min-workers and --max-workers must be positive");
+    }
+    if (min_workers(options) > max_workers(options)) {
+      throw InvalidArgumentError("--min-workers " + std::to_string(min_workers(options)) +
+                                 " is larger than --max-workers " +
+                                 std::to_string(max_workers(options)));
+    }
+    if (options.join && options.store_addr.empty()) {
+      throw InvalidArgumentError("--join needs --store HOST:PORT (the running job's store)");
+    }
+    if (options.join && options.secret.empty()) {
+      throw InvalidArgumentError("--join needs the job's secret in DTRAIN_SECRET");
+    }
+  }
 }
 
 int launch(const LaunchOptions& options) {
@@ -96,7 +129,7 @@ int launch(const LaunchOptions& options) {
   try {
     for (int local = 0; local < options.nproc; ++local) {
       launcher::WorkerSpec spec;
-      spec.rank = options.node_rank * options.nproc + local;
+      spec.rank = r.first_worker_id() + local;
       spec.path = path;
       spec.argv = options.command;
       spec.env = worker_env(options, r, secret, local);
@@ -109,9 +142,9 @@ int launch(const LaunchOptions& options) {
     }
     throw;
   }
-  spdlog::info("started {} worker(s) (ranks {}..{}): {}", options.nproc,
-               options.node_rank * options.nproc, (options.node_rank + 1) * options.nproc - 1,
-               options.command[0]);
+  spdlog::info("started {} {}worker(s) ({} {}..{}): {}", options.nproc,
+               options.elastic ? "elastic " : "", options.elastic ? "ids" : "ranks",
+               r.first_worker_id(), r.first_worker_id() + options.nproc - 1, options.command[0]);
 
   launcher::SupervisorOptions supervision;
   supervision.prefix_output = options.prefix_output;
@@ -119,6 +152,7 @@ int launch(const LaunchOptions& options) {
   supervision.drain_timeout = options.drain_timeout;
   supervision.out_fd = options.out_fd;
   supervision.err_fd = options.err_fd;
+  supervision.elastic = options.elastic;
   int code = launcher::supervise(std::move(workers), signals, supervision);
   r.finish(signals);
   if (code == 0) spdlog::info("all workers exited with code 0");

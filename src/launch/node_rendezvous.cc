@@ -53,8 +53,9 @@ NodeRendezvous::NodeRendezvous(const LaunchOptions& options, const std::string& 
   store_options.secret = secret;
   store_options.connect_timeout = options.store_timeout;
   Deadline deadline = Deadline::after(options.store_timeout);
-  bool several = options.nnodes > 1;
-  if (options.node_rank == 0) {
+  bool several = options.nnodes > 1 && !options.join;
+  first_worker_id_ = options.node_rank * options.nproc;
+  if (options.node_rank == 0 && !options.join) {
     std::string host = options.host;
     if (host.empty()) host = several ? "0.0.0.0" : "127.0.0.1";
     uint16_t port = 0;
@@ -64,9 +65,13 @@ NodeRendezvous::NodeRendezvous(const LaunchOptions& options, const std::string& 
     store_addr_ = options.store_addr.empty() ? local : options.store_addr;
     run_id_ = options.run_id.empty() ? "run-" + random_hex(8) : options.run_id;
     spdlog::info("hosting the store at {} (run id {})", store_addr_, run_id_);
-    if (several) {
+    if (several || options.elastic) {
       client_ = TcpStore::connect(local, store_options);
       client_->set(kRunIdKey, run_id_, deadline);
+    }
+    if (options.elastic) {
+      client_->set("dtrain.launch/" + run_id_ + "/next_worker_id",
+                   std::to_string(options.nnodes * options.nproc), deadline);
     }
   } else {
     store_addr_ = options.store_addr;
@@ -77,6 +82,11 @@ NodeRendezvous::NodeRendezvous(const LaunchOptions& options, const std::string& 
                           run_id_);
     }
     spdlog::info("joined the store at {} (run id {})", store_addr_, run_id_);
+    if (options.join) {
+      int64_t end = client_->add("dtrain.launch/" + run_id_ + "/next_worker_id", options.nproc,
+                                 deadline);
+      first_worker_id_ = static_cast<int>(end - options.nproc);
+    }
   }
   if (several) {
     barrier("joined", deadline, &signals);
@@ -109,7 +119,7 @@ void NodeRendezvous::barrier(const std::string& phase, Deadline deadline, Signal
 }
 
 void NodeRendezvous::finish(SignalWatch& signals) {
-  if (!client_) return;
+  if (!client_ || options_.join || (options_.nnodes == 1 && server_)) return;
   try {
     Deadline deadline = Deadline::after(options_.store_timeout);
     if (server_) {

@@ -9,6 +9,9 @@
 //   and node 0 keeps serving until all finished keys exist (at most store_timeout), so a slower
 //   node's workers do not lose the store when node 0's workers are done.
 // A single node hosts the store and skips the barriers.
+// Elastic jobs: node 0 also sets dtrain.launch/<run id>/next_worker_id = nnodes * nproc; a
+// launcher with `join` connects like node k > 0, skips the barriers, and takes its worker ids
+// with add(next_worker_id, nproc).
 #pragma once
 
 #include <memory>
@@ -36,6 +39,9 @@ class NodeRendezvous {
 
   const std::string& store_addr() const { return store_addr_; }  // what workers are told
   const std::string& run_id() const { return run_id_; }
+  // The worker id (DTRAIN_RANK) of this node's first worker: node_rank * nproc, or for an elastic
+  // --join launcher a fresh block of nproc ids from the store's counter.
+  int first_worker_id() const { return first_worker_id_; }
 
   // After this node's workers ended (several nodes): sets this node's finished key; node 0 then
   // waits for the other nodes' keys (at most store_timeout; a signal ends the wait). Never throws.
@@ -49,6 +55,7 @@ class NodeRendezvous {
   std::shared_ptr<TcpStore> client_;        // several nodes only
   std::string store_addr_;
   std::string run_id_;
+  int first_worker_id_ = 0;
 };
 
 }  // namespace dtrain::launcher

@@ -4,7 +4,10 @@
 // (a non-blocking signalfd) for poll(). Threads started afterwards inherit the blocked mask, so
 // the signals are not consumed by them. The destructor discards signals still pending and
 // restores the thread's previous mask. Process-directed signals reach the signalfd only when
-// every thread blocks them: construct it before starting threads.
+// every thread blocks them: construct it before starting threads. Threads that already run (a
+// BLAS pool started while libraries load) may not block them, so the watch also installs a
+// handler that redirects a signal delivered to such a thread to the watching thread (one
+// SignalWatch per process at a time); the previous dispositions come back in the destructor.
 //
 // ScopedIgnore: sets a signal's disposition to SIG_IGN for its lifetime (SIGPIPE while writing to
 // a stdout that may be closed).
@@ -33,6 +36,7 @@ class SignalWatch {
  private:
   sigset_t watched_;
   sigset_t previous_;
+  std::vector<std::pair<int, struct sigaction>> previous_actions_;
   UniqueFd fd_;
 };
 

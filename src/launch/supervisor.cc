@@ -84,6 +84,7 @@ class Supervisor {
     }
     if (first_failure_) return *first_failure_;
     if (stop_signal_) return 128 + *stop_signal_;
+    if (elastic_failure_ && !any_success_) return *elastic_failure_;
     return 0;
   }
 
@@ -107,12 +108,19 @@ class Supervisor {
       bool failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
       if (stopping()) {
         spdlog::info("worker rank {} {}", t.process.rank, describe_exit(status));
+      } else if (failed && options_.elastic) {
+        int still = static_cast<int>(std::count_if(tracked_.begin(), tracked_.end(),
+                                                   [](const Tracked& x) { return x.running; }));
+        spdlog::warn("worker id {} {}; elastic job: the {} other local worker(s) go on",
+                     t.process.rank, describe_exit(status), still);
+        if (!elastic_failure_) elastic_failure_ = exit_code_of(status);
       } else if (failed) {
         spdlog::error("worker rank {} {}; stopping the other workers", t.process.rank,
                       describe_exit(status));
         first_failure_ = exit_code_of(status);
         stop_all(SIGTERM);
       } else {
+        any_success_ = true;
         spdlog::debug("worker rank {} exited with code 0", t.process.rank);
       }
     }
@@ -214,6 +222,8 @@ class Supervisor {
   std::vector<Tracked> tracked_;
   std::optional<int> first_failure_;                 // exit code of the first worker that failed
   std::optional<int> stop_signal_;                   // signal that asked the launcher to stop
+  std::optional<int> elastic_failure_;               // elastic: first failed worker's exit code
+  bool any_success_ = false;                         // a worker exited 0
   std::optional<Clock::time_point> kill_deadline_;   // SIGKILL whoever still runs then
   std::optional<Clock::time_point> drain_deadline_;  // stop reading output then
 };

@@ -22,10 +22,13 @@ struct SupervisorOptions {
   std::chrono::milliseconds drain_timeout{1000};
   int out_fd = 1;
   int err_fd = 2;
+  // A failed worker does not stop the others (launch.h, elastic jobs).
+  bool elastic = false;
 };
 
 // Returns the launcher's exit code: 0 if all exited 0; the first failed worker's exit_code_of();
 // 128 + signal if the launcher was asked to stop by a signal before any worker failed.
+// Elastic: 0 if at least one worker exited 0 (and no stop signal came), else as above.
 int supervise(std::vector<WorkerProcess> workers, SignalWatch& signals,
               const SupervisorOptions& options);
 
