@@ -74,6 +74,16 @@ struct TrainConfig {
   double timeout_s = 60.0;   // bound on each communication operation, seconds
   bool quiet = false;        // no progress bar / progress lines (summary still printed)
 
+  // Checkpoints (docs/checkpoints.md). Saving is on when checkpoint_dir is set: every
+  // checkpoint_every ("N" optimizer steps, or "Ts" seconds of rank 0's clock decided at log
+  // steps), and once at the end. keep_checkpoints: complete checkpoints kept (0 = all).
+  // resume: "" (start fresh), "auto" (the newest loadable checkpoint in checkpoint_dir, else
+  // fresh) or the path of one checkpoint directory (errors are fatal).
+  std::string checkpoint_dir;
+  std::string checkpoint_every = "500";
+  int64_t keep_checkpoints = 3;
+  std::string resume;
+
   // `dtrain run` only.
   int64_t nproc = 2;             // local workers
   bool compare_single = false;   // also train on one process with the same global batch
@@ -113,6 +123,15 @@ void apply_config_file(TrainConfig& config, const std::string& path);
 // Same, from text already read (`json` selects the format).
 void apply_config_text(TrainConfig& config, std::string_view text, bool json,
                        std::string_view origin);
+
+// checkpoint_every parsed: exactly one of the two is positive.
+struct CheckpointEvery {
+  int64_t steps = 0;   // save after every `steps` optimizer steps
+  double seconds = 0;  // save when this many seconds passed since the last save
+};
+// "200" (steps) or "30s" / "2.5s" (seconds). Throws InvalidArgumentError naming the key
+// 'checkpoint_every' for anything else (zero, negative, other units).
+CheckpointEvery parse_checkpoint_every(std::string_view text);
 
 // Checks ranges and combinations that do not depend on the world size (positive epochs, lr,
 // batch given at most once, known names, ...). Throws InvalidArgumentError.

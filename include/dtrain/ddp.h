@@ -49,6 +49,9 @@ struct DdpOptions {
   std::string compress = "none";
   int compress_warmup_steps = 0;  // optimizer steps synchronized dense before compression starts
   uint64_t compress_seed = CompressorOptions{}.seed;  // must be the same on every rank
+  // Optimizer steps already taken (a resumed run): the warm-up and the local SGD period count
+  // from here. The same on every rank.
+  int64_t initial_step = 0;
 };
 
 // Tensor ids of local SGD's compressed parameter-delta averaging (bucket b uses base + b), kept

@@ -22,9 +22,21 @@
 // theta_0 = b, theta_1 = w"; the summary table when TrainOutput::summary is set. Metrics JSON
 // lines go to config.metrics (rank 0).
 //
+// Checkpoints (docs/checkpoints.md). With config.checkpoint_dir set, the state (parameters,
+// buffers, optimizer state, compression residuals of every rank, RNG, position in the data order,
+// loss accumulators) is captured every config.checkpoint_every and at the end, and rank 0 writes
+// it in the background; config.resume ("auto" or a path) continues a run from one, on any world
+// size whose workers divide the global batch. Resuming with the same world size and settings
+// gives bitwise the parameters and losses of an uninterrupted run. Rank 0 logs what it resumed
+// from (and, with auto, each newer checkpoint it skipped and why) and, at the end, one line about
+// the saves. The loop itself and its snapshot API: src/train/trainer.cc (Note [the training
+// loop]), src/train/train_state.h, src/train/checkpointer.h.
+//
 // Errors: InvalidArgumentError for a bad config (also a global batch that does not divide by the
 // world size), the data/model loaders' errors, and the communicator's (TimeoutError,
-// PeerLostError, MismatchError, ...) when a peer fails; never exits the process.
+// PeerLostError, MismatchError, ...) when a peer fails; with resume, the checkpoint loader's
+// (NotFoundError, CorruptError, MismatchError for another model or ranks that disagree on the
+// checkpoint); never exits the process.
 #pragma once
 
 #include <cstdint>
@@ -60,6 +72,9 @@ struct TrainResult {
   std::optional<double> test_accuracy;  // fraction in [0, 1]; unset for regression
   uint64_t bytes_communicated = 0;  // payload bytes sent by all ranks together
   double comm_seconds = 0;          // time this rank waited for gradient/parameter averaging
+  int64_t checkpoints_saved = 0;         // saves this run took part in (0 without checkpoint_dir)
+  double checkpoint_stall_seconds = 0;   // this rank's training time spent in them (capture,
+                                         // gather, queueing; the writes run in the background)
   std::string model;
   std::string dataset;
   // The trained model (identical on every rank unless local SGD ended between averagings).

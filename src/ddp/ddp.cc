@@ -53,7 +53,7 @@ struct Bucket {
 class DistributedDataParallel::Impl {
  public:
   Impl(std::shared_ptr<torch::nn::Module> module, Communicator& comm, DdpOptions options)
-      : module_(std::move(module)), comm_(comm), options_(options) {
+      : module_(std::move(module)), comm_(comm), options_(options), steps_(options.initial_step) {
     // Before any collective, so a bad spec fails on every rank without a hang.
     if (options_.compress != "none") {
       if (options_.compress_warmup_steps < 0) {

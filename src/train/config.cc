@@ -1,4 +1,6 @@
 // Config files (JSON and a flat YAML subset), validation, and batch arithmetic.
+#include <charconv>
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -190,6 +192,37 @@ void validate_config_except_model(const TrainConfig& c) {
   if (!(c.bucket_mb > 0)) fail("bucket_mb", "must be positive");
   if (!(c.timeout_s > 0)) fail("timeout_s", "must be positive");
   if (c.nproc <= 0) fail("nproc", "must be positive");
+  parse_checkpoint_every(c.checkpoint_every);
+  if (c.keep_checkpoints < 0) fail("keep_checkpoints", "must not be negative");
+  if (c.resume == "auto" && c.checkpoint_dir.empty()) {
+    fail("resume", "'auto' needs checkpoint_dir (the directory to search)");
+  }
+}
+
+CheckpointEvery parse_checkpoint_every(std::string_view text) {
+  std::string t = trim(text);
+  auto bad = [&] {
+    throw InvalidArgumentError("config key 'checkpoint_every': bad value '" + std::string(text) +
+                               "' (expected a positive number of steps like 200, or of seconds "
+                               "like 30s)");
+  };
+  CheckpointEvery every;
+  if (t.empty()) bad();
+  if (t.back() == 's') {
+    std::string number = t.substr(0, t.size() - 1);
+    char* end = nullptr;
+    double v = number.empty() ? 0 : std::strtod(number.c_str(), &end);
+    if (number.empty() || end != number.c_str() + number.size() || !std::isfinite(v) || !(v > 0)) {
+      bad();
+    }
+    every.seconds = v;
+    return every;
+  }
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+  if (ec != std::errc() || p != t.data() + t.size() || v <= 0) bad();
+  every.steps = v;
+  return every;
 }
 
 int64_t global_batch(const TrainConfig& c, int world) {

@@ -14,12 +14,14 @@
 #include "dtrain/error.h"
 #include "dtrain/models.h"
 #include "dtrain/sampler.h"
+#include "train/checkpointer.h"
 #include "train/config_internal.h"
 #include "train/evaluate.h"
 #include "train/lr_schedule.h"
 #include "train/metrics.h"
 #include "train/optimizer.h"
 #include "train/progress.h"
+#include "train/train_state.h"
 
 namespace dtrain {
 namespace {
@@ -59,40 +61,316 @@ std::string linreg_parameters_line(torch::nn::Module& module) {
   return buf;
 }
 
-// The running state of one train() call that the loop's helpers share.
-struct Loop {
-  const TrainConfig& config;
-  const ModelHandle& model;
-  const DataSplits& data;
-  Communicator* comm;  // null or size 1: one process
-  int world = 1;
-  int rank = 0;
-  std::unique_ptr<DistributedDataParallel> ddp;
-  MetricsSink metrics;
-  Progress progress;
-  Clock::time_point start;
-  double eval_seconds = 0;
+// Note [the training loop]. One TrainLoop runs one train() call: construction fixes the batch
+// arithmetic, builds DDP, the optimizer and the checkpointer, and restores a resumed snapshot;
+// run() walks the epochs. The loop's position is a LoopPosition (step, epoch, samples of the
+// epoch's global order consumed), so a run resumed with another global batch or world size
+// continues from the same place of the same order: step s of an epoch reads the global batch
+// order[p, p + G) where p = epoch_samples, and the epoch ends when fewer than G samples remain.
+// With an unchanged global batch this is exactly order[s*G, (s+1)*G) for s < floor(N/G).
+class TrainLoop {
+ public:
+  TrainLoop(const TrainConfig& config, const ModelHandle& model, const DataSplits& data,
+            Communicator* comm, std::ostream& log, const TrainOutput& output);
+  TrainResult run();
 
-  uint64_t bytes_sent() const { return comm ? comm->stats().bytes_sent : 0; }
-  double comm_seconds() const { return ddp ? ddp->stats().seconds_waiting : 0; }
+ private:
+  uint64_t bytes_sent() const { return comm_ ? comm_->stats().bytes_sent : 0; }
+  double comm_seconds() const { return ddp_ ? ddp_->stats().seconds_waiting : 0; }
   // Gradient/parameter averaging: exact payload bytes this rank contributed, and the dense size.
-  uint64_t sync_bytes() const { return ddp ? ddp->stats().bytes_communicated : 0; }
-  uint64_t sync_dense_bytes() const { return ddp ? ddp->stats().dense_equivalent_bytes : 0; }
+  uint64_t sync_bytes() const { return ddp_ ? ddp_->stats().bytes_communicated : 0; }
+  uint64_t sync_dense_bytes() const { return ddp_ ? ddp_->stats().dense_equivalent_bytes : 0; }
+  TrainParts parts() const;
 
-  EvalResult run_eval(int64_t step, int64_t epoch, double lr) {
-    auto t0 = Clock::now();
-    EvalResult r = evaluate(model, data.test, comm, config.eval_batch);
-    auto t1 = Clock::now();
-    eval_seconds += seconds_between(t0, t1);
-    if (rank == 0) {
-      MetricsRecord rec{"eval", step, epoch, r.loss, r.accuracy, lr, 0, bytes_sent(),
-                        comm_seconds(), seconds_between(start, t1), sync_bytes(),
-                        sync_dense_bytes()};
-      metrics.write(rec);
-    }
-    return r;
-  }
+  // Resumes from config.resume when set (collective); sets pos_, acc_ and the total step count.
+  void resume();
+  // One optimizer step on the global batch order[pos_.epoch_samples, + global_).
+  void train_step(const std::vector<int64_t>& order);
+  void log_interval();
+  void end_epoch();
+  void run_eval(int64_t epoch);
+  void maybe_save();
+
+  const TrainConfig& config_;
+  const ModelHandle& model_;
+  const DataSplits& data_;
+  Communicator* comm_;  // null or size 1: one process
+  std::ostream& log_;
+  const int world_;
+  const int rank_;
+  const int64_t global_;      // samples per optimizer step, all ranks
+  const int64_t per_worker_;  // samples per optimizer step, this rank
+  const int64_t micro_;       // samples per micro-batch
+  const int64_t n_train_;
+  const int64_t steps_per_epoch_;
+  int64_t total_steps_ = 0;
+  std::unique_ptr<DistributedDataParallel> ddp_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  MetricsSink metrics_;
+  std::optional<Progress> progress_;
+  bool terminal_ = false;
+  Checkpointer checkpointer_;
+
+  LoopPosition pos_;
+  RankState acc_;  // this rank's loss accumulators (interval and epoch)
+  double lr_ = 0;
+  Clock::time_point start_;
+  Clock::time_point interval_start_;
+  double eval_seconds_ = 0;
+  int64_t resumed_samples_ = 0;
+  int64_t last_epoch_ = -1;  // the last epoch this run ended (labels the final evaluation)
+  std::optional<EvalResult> last_eval_;
+  int64_t last_eval_step_ = -1;
 };
+
+TrainLoop::TrainLoop(const TrainConfig& config, const ModelHandle& model, const DataSplits& data,
+                     Communicator* comm, std::ostream& log, const TrainOutput& output)
+    : config_(config),
+      model_(model),
+      data_(data),
+      comm_(comm),
+      log_(log),
+      world_(comm ? comm->size() : 1),
+      rank_(comm ? comm->rank() : 0),
+      global_(global_batch(config, world_)),
+      per_worker_(per_worker_batch(config, world_)),
+      micro_(per_worker_ / config.grad_accumulation),
+      n_train_(data.train.size()),
+      steps_per_epoch_(n_train_ / global_),
+      metrics_(rank_ == 0 ? config.metrics : std::string()),
+      terminal_(output.terminal.value_or(isatty(STDOUT_FILENO) == 1)),
+      checkpointer_(config, comm) {
+  if (steps_per_epoch_ == 0) {
+    throw InvalidArgumentError("config key 'global_batch': " + std::to_string(global_) +
+                               " is larger than the training split (" + std::to_string(n_train_) +
+                               " examples)");
+  }
+  model_.module->train();
+  // The optimizer and the resumed state come before DDP, whose construction broadcasts rank 0's
+  // parameters: every rank restores the same checkpoint, so that broadcast changes nothing.
+  optimizer_ = make_optimizer(config_, model_.module->parameters());
+  resume();
+  if (world_ > 1) {
+    DdpOptions ddp_options;
+    ddp_options.bucket_bytes = static_cast<size_t>(config_.bucket_mb * 1024 * 1024);
+    ddp_options.local_sgd_period = static_cast<int>(config_.local_sgd_period);
+    ddp_options.compress = config_.compress;
+    ddp_options.compress_warmup_steps = static_cast<int>(config_.compress_warmup_steps);
+    ddp_options.compress_seed = config_.seed;
+    ddp_options.initial_step = pos_.step;
+    ddp_ = std::make_unique<DistributedDataParallel>(model_.module, *comm_, ddp_options);
+    ddp_->load_compression_state(acc_.compression);
+  }
+  acc_.compression.clear();  // now held by DDP (or dropped: one process does not compress)
+  acc_.rng_cpu.clear();
+  // Epochs this run touches (for the progress display): up to the one holding the last step.
+  const int64_t epochs =
+      std::max<int64_t>(pos_.epoch + 1, (total_steps_ + steps_per_epoch_ - 1) / steps_per_epoch_);
+  progress_.emplace(log_, terminal_, rank_ == 0 && !config_.quiet, total_steps_, epochs);
+}
+
+TrainParts TrainLoop::parts() const {
+  return {model_.module.get(), optimizer_.get(), config_.optimizer, ddp_.get(), config_.model};
+}
+
+void TrainLoop::resume() {
+  std::optional<TrainSnapshot> snapshot =
+      load_for_resume(config_, live_model_signature(parts()), comm_, log_);
+  if (snapshot) {
+    if (snapshot->position.epoch_samples > n_train_) {
+      throw MismatchError("checkpoint: its position (" +
+                          std::to_string(snapshot->position.epoch_samples) +
+                          " samples into epoch " + std::to_string(snapshot->position.epoch) +
+                          ") lies beyond this training split of " + std::to_string(n_train_) +
+                          " examples: written for another dataset?");
+    }
+    // DDP does not exist yet: the compression state is loaded into it after its construction.
+    acc_ = restore(*snapshot, parts(), rank_, world_);
+    pos_ = snapshot->position;
+    resumed_samples_ = pos_.samples;
+    checkpointer_.set_last_saved_step(pos_.step);
+    last_epoch_ = pos_.epoch_samples == 0 ? std::max<int64_t>(0, pos_.epoch - 1) : pos_.epoch;
+  }
+  // Steps left: the rest of this epoch with the current global batch, then whole epochs.
+  int64_t left = 0;
+  if (pos_.epoch < config_.epochs) {
+    left = (n_train_ - pos_.epoch_samples) / global_ +
+           (config_.epochs - pos_.epoch - 1) * steps_per_epoch_;
+  }
+  total_steps_ = pos_.step + left;
+  if (config_.max_steps > 0) total_steps_ = std::min(total_steps_, config_.max_steps);
+}
+
+void TrainLoop::train_step(const std::vector<int64_t>& order) {
+  lr_ = learning_rate_at(config_, pos_.step, total_steps_);
+  set_learning_rate(*optimizer_, lr_);
+  optimizer_->zero_grad();
+  double step_loss = 0;  // this rank's mean loss over its per-worker batch
+  const int64_t base = pos_.epoch_samples + rank_ * per_worker_;
+  for (int64_t j = 0; j < config_.grad_accumulation; ++j) {
+    auto first = order.begin() + base + j * micro_;
+    Batch batch = data_.train.gather(std::vector<int64_t>(first, first + micro_));
+    torch::Tensor loss = model_.loss(model_.forward(batch.inputs), batch.targets) /
+                         static_cast<double>(config_.grad_accumulation);
+    bool sync = j + 1 == config_.grad_accumulation;
+    if (ddp_) ddp_->prepare_backward(sync);
+    loss.backward();
+    if (ddp_) ddp_->finish_backward();
+    step_loss += loss.item<double>();
+  }
+  optimizer_->step();
+  if (ddp_) ddp_->after_optimizer_step();
+  ++pos_.step;
+  pos_.epoch_samples += global_;
+  pos_.samples += global_;
+  // Local SGD: the replicas drift between averagings; the run ends on an averaged model.
+  if (ddp_ && config_.local_sgd_period > 0 && pos_.step == total_steps_ &&
+      pos_.step % config_.local_sgd_period != 0) {
+    ddp_->average_parameters();
+  }
+  acc_.interval_loss_sum += step_loss;
+  acc_.interval_steps += 1;
+  acc_.epoch_loss_sum += step_loss;
+  acc_.epoch_steps += 1;
+  checkpointer_.after_step(pos_.step, total_steps_);
+}
+
+void TrainLoop::log_interval() {
+  // Collective: every rank logs at the same steps. The third number carries rank 0's vote for a
+  // time-based checkpoint (Note [when the trainer saves]).
+  std::array<double, 3> sums = {acc_.interval_loss_sum, acc_.interval_steps,
+                                checkpointer_.time_vote()};
+  sum_over_ranks(comm_, sums);
+  checkpointer_.count_votes(sums[2]);
+  auto now = Clock::now();
+  double rate =
+      static_cast<double>(acc_.interval_steps * global_) / seconds_between(interval_start_, now);
+  double mean_loss = sums[0] / sums[1];
+  if (rank_ == 0) {
+    MetricsRecord rec{"train",        pos_.step,
+                      pos_.epoch,     mean_loss,
+                      std::nullopt,   lr_,
+                      rate,           bytes_sent(),
+                      comm_seconds(), seconds_between(start_, now),
+                      sync_bytes(),   sync_dense_bytes()};
+    metrics_.write(rec);
+  }
+  progress_->update(pos_.step, pos_.epoch, mean_loss, rate);
+  acc_.interval_loss_sum = 0;
+  acc_.interval_steps = 0;
+  interval_start_ = Clock::now();
+}
+
+void TrainLoop::run_eval(int64_t epoch) {
+  auto t0 = Clock::now();
+  EvalResult r = evaluate(model_, data_.test, comm_, config_.eval_batch);
+  auto t1 = Clock::now();
+  eval_seconds_ += seconds_between(t0, t1);
+  if (rank_ == 0) {
+    MetricsRecord rec{"eval",
+                      pos_.step,
+                      epoch,
+                      r.loss,
+                      r.accuracy,
+                      lr_,
+                      0,
+                      bytes_sent(),
+                      comm_seconds(),
+                      seconds_between(start_, t1),
+                      sync_bytes(),
+                      sync_dense_bytes()};
+    metrics_.write(rec);
+  }
+  last_eval_ = r;
+  last_eval_step_ = pos_.step;
+  interval_start_ = Clock::now();
+}
+
+void TrainLoop::end_epoch() {
+  std::array<double, 2> epoch_sum = {acc_.epoch_loss_sum, acc_.epoch_steps};
+  sum_over_ranks(comm_, epoch_sum);
+  double epoch_loss = epoch_sum[0] / epoch_sum[1];
+  pos_.epoch_losses.push_back(epoch_loss);
+  if (config_.eval_every == 0) run_eval(pos_.epoch);
+  std::string line =
+      "Epoch: " + std::to_string(pos_.epoch + 1) + ", Loss: " + format("%.6f", epoch_loss);
+  if (last_eval_step_ == pos_.step && last_eval_->accuracy) {
+    line += ", Test accuracy: " + format("%.2f%%", *last_eval_->accuracy * 100);
+  }
+  if (rank_ == 0 && !config_.quiet) progress_->line(line);
+  acc_.epoch_loss_sum = 0;
+  acc_.epoch_steps = 0;
+}
+
+void TrainLoop::maybe_save() {
+  if (!checkpointer_.should_save(pos_.step, total_steps_)) return;
+  checkpointer_.save([&] { return capture(parts(), pos_, acc_, world_, global_); });
+}
+
+TrainResult TrainLoop::run() {
+  // Note [global batches]: one global order per epoch, the same on every rank; see trainer.h.
+  DistributedSampler sampler(n_train_, /*rank=*/0, /*world=*/1, config_.seed, /*shuffle=*/true);
+  start_ = Clock::now();
+  interval_start_ = start_;
+  lr_ = config_.lr;
+
+  while (pos_.epoch < config_.epochs && pos_.step < total_steps_) {
+    std::vector<int64_t> order = sampler.permutation(pos_.epoch);
+    auto epoch_done = [&] { return pos_.epoch_samples + global_ > n_train_; };
+    while (pos_.step < total_steps_ && !epoch_done()) {
+      train_step(order);
+      if (pos_.step % config_.log_every == 0 || pos_.step == total_steps_) log_interval();
+      if (config_.eval_every > 0 && pos_.step % config_.eval_every == 0) run_eval(pos_.epoch);
+      if (epoch_done()) break;
+      maybe_save();  // mid-epoch; an epoch's last step saves after end_epoch()
+    }
+    end_epoch();
+    last_epoch_ = pos_.epoch;
+    if (epoch_done()) {
+      pos_.epoch += 1;
+      pos_.epoch_samples = 0;
+    }
+    maybe_save();
+  }
+  if (last_eval_step_ != pos_.step) run_eval(std::max<int64_t>(0, last_epoch_));
+  checkpointer_.flush();  // inside the timed run: the final write is part of the cost
+  auto end = Clock::now();
+  progress_->finish();
+
+  TrainResult result;
+  result.world_size = world_;
+  result.global_batch = global_;
+  result.model = config_.model;
+  result.dataset = config_.dataset;
+  result.module = model_.module;
+  result.epoch_losses = pos_.epoch_losses;
+  result.steps = pos_.step;
+  result.samples = pos_.samples;
+  result.wall_seconds = seconds_between(start_, end);
+  double train_seconds = std::max(1e-9, result.wall_seconds - eval_seconds_);
+  result.samples_per_sec = static_cast<double>(pos_.samples - resumed_samples_) / train_seconds;
+  result.final_train_loss = result.epoch_losses.empty() ? 0 : result.epoch_losses.back();
+  result.test_loss = last_eval_->loss;
+  result.test_accuracy = last_eval_->accuracy;
+  result.comm_seconds = comm_seconds();
+  result.checkpoints_saved = checkpointer_.stats().saves;
+  result.checkpoint_stall_seconds = checkpointer_.stats().stall_seconds;
+  // Taken before the sum so that every rank reports the same total.
+  std::array<double, 1> bytes = {static_cast<double>(bytes_sent())};
+  sum_over_ranks(comm_, bytes);
+  result.bytes_communicated = static_cast<uint64_t>(bytes[0]);
+
+  if (rank_ == 0) {
+    if (config_.model == "linreg" && !config_.quiet) {
+      log_ << linreg_parameters_line(*model_.module) << '\n';
+    }
+    if (std::string line = checkpointer_.describe(); !line.empty()) {
+      log_ << line << '\n';
+    }
+    log_.flush();
+  }
+  return result;
+}
 
 }  // namespace
 
@@ -103,155 +381,9 @@ TrainResult train(const TrainConfig& config, const ModelHandle& model, const Dat
     throw InvalidArgumentError("train: the model handle needs a module, forward and loss");
   }
   if (config.threads > 0) at::set_num_threads(static_cast<int>(config.threads));
-
-  const int world = comm ? comm->size() : 1;
-  const int rank = comm ? comm->rank() : 0;
-  const int64_t global = global_batch(config, world);
-  const int64_t per_worker = per_worker_batch(config, world);
-  const int64_t micro = per_worker / config.grad_accumulation;
-  const int64_t n_train = data.train.size();
-  const int64_t steps_per_epoch = n_train / global;
-  if (steps_per_epoch == 0) {
-    throw InvalidArgumentError("config key 'global_batch': " + std::to_string(global) +
-                               " is larger than the training split (" + std::to_string(n_train) +
-                               " examples)");
-  }
-  int64_t total_steps = steps_per_epoch * config.epochs;
-  if (config.max_steps > 0) total_steps = std::min(total_steps, config.max_steps);
-  const int64_t epochs = (total_steps + steps_per_epoch - 1) / steps_per_epoch;
-
-  bool terminal = output.terminal.value_or(isatty(STDOUT_FILENO) == 1);
-  Loop loop{config,
-            model,
-            data,
-            comm,
-            world,
-            rank,
-            nullptr,
-            MetricsSink(rank == 0 ? config.metrics : std::string()),
-            Progress(log, terminal, rank == 0 && !config.quiet, total_steps, epochs),
-            {},
-            0};
-
-  model.module->train();
-  if (world > 1) {
-    DdpOptions ddp_options;
-    ddp_options.bucket_bytes = static_cast<size_t>(config.bucket_mb * 1024 * 1024);
-    ddp_options.local_sgd_period = static_cast<int>(config.local_sgd_period);
-    ddp_options.compress = config.compress;
-    ddp_options.compress_warmup_steps = static_cast<int>(config.compress_warmup_steps);
-    ddp_options.compress_seed = config.seed;
-    loop.ddp = std::make_unique<DistributedDataParallel>(model.module, *comm, ddp_options);
-  }
-  auto optimizer = make_optimizer(config, model.module->parameters());
-  // Note [global batches]: one global order per epoch, the same on every rank; see trainer.h.
-  DistributedSampler order(n_train, /*rank=*/0, /*world=*/1, config.seed, /*shuffle=*/true);
-
-  TrainResult result;
-  result.world_size = world;
-  result.global_batch = global;
-  result.model = config.model;
-  result.dataset = config.dataset;
-  result.module = model.module;
-
-  loop.start = Clock::now();
-  auto interval_start = loop.start;
-  std::array<double, 2> interval = {0, 0};  // loss sum (of per-rank step means), steps
-  int64_t step = 0;
-  double lr = config.lr;
-  std::optional<EvalResult> last_eval;
-  int64_t last_eval_step = -1;
-
-  for (int64_t epoch = 0; epoch < epochs && step < total_steps; ++epoch) {
-    std::vector<int64_t> perm = order.permutation(epoch);
-    std::array<double, 2> epoch_sum = {0, 0};  // loss sum, steps
-    for (int64_t s = 0; s < steps_per_epoch && step < total_steps; ++s) {
-      lr = learning_rate_at(config, step, total_steps);
-      set_learning_rate(*optimizer, lr);
-      optimizer->zero_grad();
-      double step_loss = 0;  // this rank's mean loss over its per-worker batch
-      const int64_t base = s * global + rank * per_worker;
-      for (int64_t j = 0; j < config.grad_accumulation; ++j) {
-        auto first = perm.begin() + base + j * micro;
-        Batch batch = data.train.gather(std::vector<int64_t>(first, first + micro));
-        torch::Tensor loss = model.loss(model.forward(batch.inputs), batch.targets) /
-                             static_cast<double>(config.grad_accumulation);
-        bool sync = j + 1 == config.grad_accumulation;
-        if (loop.ddp) loop.ddp->prepare_backward(sync);
-        loss.backward();
-        if (loop.ddp) loop.ddp->finish_backward();
-        step_loss += loss.item<double>();
-      }
-      optimizer->step();
-      if (loop.ddp) loop.ddp->after_optimizer_step();
-      ++step;
-      // Local SGD: the replicas drift between averagings; the run ends on an averaged model.
-      if (loop.ddp && config.local_sgd_period > 0 && step == total_steps &&
-          step % config.local_sgd_period != 0) {
-        loop.ddp->average_parameters();
-      }
-      interval[0] += step_loss;
-      interval[1] += 1;
-      epoch_sum[0] += step_loss;
-      epoch_sum[1] += 1;
-
-      if (step % config.log_every == 0 || step == total_steps) {
-        std::array<double, 2> sums = interval;
-        sum_over_ranks(comm, sums);  // collective: every rank logs at the same steps
-        auto now = Clock::now();
-        double rate = static_cast<double>(interval[1] * global) / seconds_between(interval_start, now);
-        double mean_loss = sums[0] / sums[1];
-        if (rank == 0) {
-          MetricsRecord rec{"train", step, epoch, mean_loss, std::nullopt, lr, rate,
-                            loop.bytes_sent(), loop.comm_seconds(), seconds_between(loop.start, now),
-                            loop.sync_bytes(), loop.sync_dense_bytes()};
-          loop.metrics.write(rec);
-        }
-        loop.progress.update(step, epoch, mean_loss, rate);
-        interval = {0, 0};
-        interval_start = Clock::now();
-      }
-      if (config.eval_every > 0 && step % config.eval_every == 0) {
-        last_eval = loop.run_eval(step, epoch, lr);
-        last_eval_step = step;
-        interval_start = Clock::now();
-      }
-    }
-    sum_over_ranks(comm, epoch_sum);
-    double epoch_loss = epoch_sum[0] / epoch_sum[1];
-    result.epoch_losses.push_back(epoch_loss);
-    if (config.eval_every == 0) {
-      last_eval = loop.run_eval(step, epoch, lr);
-      last_eval_step = step;
-      interval_start = Clock::now();
-    }
-    std::string line = "Epoch: " + std::to_string(epoch + 1) + ", Loss: " + format("%.6f", epoch_loss);
-    if (last_eval_step == step && last_eval->accuracy) {
-      line += ", Test accuracy: " + format("%.2f%%", *last_eval->accuracy * 100);
-    }
-    if (rank == 0 && !config.quiet) loop.progress.line(line);
-  }
-  if (last_eval_step != step) last_eval = loop.run_eval(step, epochs - 1, lr);
-  auto end = Clock::now();
-  loop.progress.finish();
-
-  result.steps = step;
-  result.samples = step * global;
-  result.wall_seconds = seconds_between(loop.start, end);
-  double train_seconds = std::max(1e-9, result.wall_seconds - loop.eval_seconds);
-  result.samples_per_sec = static_cast<double>(result.samples) / train_seconds;
-  result.final_train_loss = result.epoch_losses.empty() ? 0 : result.epoch_losses.back();
-  result.test_loss = last_eval->loss;
-  result.test_accuracy = last_eval->accuracy;
-  result.comm_seconds = loop.comm_seconds();
-  // Taken before the sum so that every rank reports the same total.
-  std::array<double, 1> bytes = {static_cast<double>(loop.bytes_sent())};
-  sum_over_ranks(comm, bytes);
-  result.bytes_communicated = static_cast<uint64_t>(bytes[0]);
-
-  if (rank == 0) {
-    if (config.model == "linreg" && !config.quiet) log << linreg_parameters_line(*model.module) << '\n';
-    if (output.summary) print_summary(log, result);
+  TrainResult result = TrainLoop(config, model, data, comm, log, output).run();
+  if ((comm ? comm->rank() : 0) == 0 && output.summary) {
+    print_summary(log, result);
     log.flush();
   }
   return result;
