@@ -3,6 +3,7 @@
 // and top-k compression with error feedback. Ranks are threads over a MemoryStore.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <tuple>
 
@@ -118,6 +119,36 @@ TEST(ExactResumeTest, ExtendingAStoppedRunMatchesTheLongerRun) {
   EXPECT_EQ(resumed.result.epoch_losses, full.result.epoch_losses);
   // The resumed run saved its own final checkpoint beside the first run's.
   EXPECT_EQ(list_checkpoints(dir.path().string()).back(), ckpt_path(dir.path(), 48));
+}
+
+// The control for the top-k case: the same checkpoint with its residuals zeroed resumes to other
+// parameters, so the bitwise match above depends on restoring them.
+TEST(ExactResumeTest, DroppingTheResidualsChangesTheResult) {
+  DataSplits data = checkpoint_blobs();
+  TempDir dir;
+  TrainConfig c = checkpoint_job_config();
+  c.compress = "topk:0.1";
+  c.max_steps = 20;
+  c.checkpoint_dir = (dir.path() / "run").string();
+  c.checkpoint_every = "8";
+  auto full = run_checkpoint_job(2, c, data);
+
+  TrainSnapshot s = from_checkpoint(load_checkpoint(ckpt_path(dir.path() / "run", 8)));
+  for (RankState& r : s.ranks) {
+    for (auto& [name, values] : r.compression) {
+      if (name.starts_with("ef/")) std::fill(values.begin(), values.end(), 0.0f);
+    }
+  }
+  CheckpointWriter writer((dir.path() / "zeroed").string(), {.keep_last = 0, .background = false});
+  TrainConfig r = c;
+  r.checkpoint_dir.clear();
+  r.resume = writer.save(to_checkpoint(s));
+  auto resumed = run_checkpoint_job(2, r, data);
+  bool all_equal = true;
+  for (size_t i = 0; i < full.params.size(); ++i) {
+    all_equal = all_equal && torch::equal(full.params[i], resumed.params[i]);
+  }
+  EXPECT_FALSE(all_equal);
 }
 
 TEST(ExactResumeTest, AutoWithAnEmptyDirectoryStartsFresh) {
