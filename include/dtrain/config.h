@@ -84,6 +84,19 @@ struct TrainConfig {
   int64_t keep_checkpoints = 3;
   std::string resume;
 
+  // Fault tolerance (docs/elastic.md). elastic: re-form the group when a worker dies and go on
+  // (also switched on by DTRAIN_ELASTIC=1 from `dtrain launch --elastic`); min_workers /
+  // max_workers bound the group (0 = 1 / nproc); commit_every: in-memory commit interval in
+  // optimizer steps (the most progress a failure loses); heartbeat_timeout_s: a worker silent
+  // this long is declared dead. fault: fault injection spec (kill:rank=R,step=S;
+  // delay:rank=R,ms=M[,step=S]; drop:rank=R,step=S), or DTRAIN_FAULT.
+  bool elastic = false;
+  int64_t min_workers = 0;
+  int64_t max_workers = 0;
+  int64_t commit_every = 20;
+  double heartbeat_timeout_s = 10.0;
+  std::string fault;
+
   // `dtrain run` only.
   int64_t nproc = 2;             // local workers
   bool compare_single = false;   // also train on one process with the same global batch

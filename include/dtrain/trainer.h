@@ -55,6 +55,7 @@ class Module;
 namespace dtrain {
 
 class Communicator;
+class Store;
 struct ModelHandle;
 struct DataSplits;
 
@@ -72,6 +73,12 @@ struct TrainResult {
   std::optional<double> test_accuracy;  // fraction in [0, 1]; unset for regression
   uint64_t bytes_communicated = 0;  // payload bytes sent by all ranks together
   double comm_seconds = 0;          // time this rank waited for gradient/parameter averaging
+  // Elastic runs: groups re-formed after a failure or to admit joiners, and optimizer steps
+  // trained twice because a failure rolled the group back to its last in-memory commit.
+  int64_t recoveries = 0;
+  int64_t steps_lost = 0;
+  bool interrupted = false;  // internal: a round ended to re-form (never returned by train())
+  int rank = 0;              // this process's rank in the (final) group
   int64_t checkpoints_saved = 0;         // saves this run took part in (0 without checkpoint_dir)
   double checkpoint_stall_seconds = 0;   // this rank's training time spent in them (capture,
                                          // gather, queueing; the writes run in the background)
@@ -97,6 +104,21 @@ TrainResult train(const TrainConfig& config, Communicator* comm, std::ostream& l
 // label the output.
 TrainResult train(const TrainConfig& config, const ModelHandle& model, const DataSplits& data,
                   Communicator* comm, std::ostream& log, const TrainOutput& output = {});
+
+// Elastic training (docs/elastic.md, Note [elastic rounds] in src/train/elastic_trainer.cc):
+// every worker of the job calls it with the job's store (a TcpStore under the run's prefix) and
+// its worker id (DTRAIN_RANK from `dtrain launch --elastic`). The workers meet in rounds of the
+// elastic rendezvous (config.min_workers..max_workers); when a worker dies, leaves or stops
+// answering past config.heartbeat_timeout_s, the survivors abort, re-form under the next round,
+// restore the newest in-memory commit (every config.commit_every steps) and go on; a worker
+// started later joins at the next commit. Returns the result of the final group (result.rank is
+// this worker's rank in it). Throws AbortedError "elastic: only K workers (minimum M); stopping"
+// when the group falls below the minimum, and the errors of train() for bad configs and data.
+TrainResult train_elastic(const TrainConfig& config, std::shared_ptr<Store> store, int worker_id,
+                          std::ostream& log, const TrainOutput& output = {});
+TrainResult train_elastic(const TrainConfig& config, const ModelHandle& model,
+                          const DataSplits& data, std::shared_ptr<Store> store, int worker_id,
+                          std::ostream& log, const TrainOutput& output = {});
 
 // The summary table. With `single` (the same config on one process), adds its column, the
 // speedup (single wall time / distributed wall time) and the accuracy difference.

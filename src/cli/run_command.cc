@@ -81,6 +81,11 @@ int run_run(const TrainFlags& flags) {
     options.prefix_output = false;  // rank 0 alone prints; a progress bar must pass through
     options.worker_timeout =
         std::chrono::milliseconds(static_cast<int64_t>(config.timeout_s * 1000));
+    if (config.elastic) {
+      options.elastic = true;
+      options.min_workers = static_cast<int>(config.min_workers);
+      options.max_workers = static_cast<int>(config.max_workers);
+    }
     options.command = {std::filesystem::read_symlink("/proc/self/exe").string(), "train"};
     for (std::string& arg : config_to_args(config)) options.command.push_back(std::move(arg));
     options.command.insert(options.command.end(),

@@ -7,12 +7,15 @@
 
 #if DTRAIN_HAVE_TORCH
 
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <memory>
 
 #include "cli/train_flags.h"
 #include "dtrain/env.h"
+#include "dtrain/prefix_store.h"
+#include "dtrain/tcp_store.h"
 #include "dtrain/error.h"
 #include "dtrain/log.h"
 #include "dtrain/trainer.h"
@@ -27,6 +30,24 @@ struct WorkerFlags {
   std::string progress = "auto";  // auto | tty | plain
   bool no_summary = false;
 };
+
+// DTRAIN_ELASTIC / DTRAIN_MIN_WORKERS / DTRAIN_MAX_WORKERS from `dtrain launch --elastic`
+// switch elastic training on and fill the bounds the config leaves at 0.
+void apply_elastic_env(TrainConfig& config) {
+  const char* elastic = std::getenv("DTRAIN_ELASTIC");
+  if (elastic && std::string(elastic) == "1") config.elastic = true;
+  auto read = [](const char* name, int64_t& field) {
+    const char* v = std::getenv(name);
+    if (v == nullptr || field != 0) return;
+    try {
+      field = std::stoll(v);
+    } catch (const std::exception&) {
+      throw InvalidArgumentError(std::string(name) + ": not an integer: '" + v + "'");
+    }
+  };
+  read("DTRAIN_MIN_WORKERS", config.min_workers);
+  read("DTRAIN_MAX_WORKERS", config.max_workers);
+}
 
 int run_train(const WorkerFlags& flags) {
   TrainConfig config;
@@ -45,14 +66,29 @@ int run_train(const WorkerFlags& flags) {
     auto timeout = std::chrono::milliseconds(static_cast<int64_t>(config.timeout_s * 1000));
     comm_options.timeout = timeout;
     comm_options.connect_timeout = std::max(timeout, kDefaultTimeout);
-    std::unique_ptr<Communicator> comm;
-    if (world.world_size > 1) comm = connect_world(world, comm_options);
-
     TrainOutput output;
     if (flags.progress == "tty") output.terminal = true;
     if (flags.progress == "plain") output.terminal = false;
     output.summary = !flags.no_summary;
-    TrainResult result = train(config, comm.get(), std::cout, output);
+    apply_elastic_env(config);
+    TrainResult result;
+    if (config.elastic) {
+      if (world.store_addr.empty()) {
+        throw InvalidArgumentError("elastic training needs the job's store (start the workers "
+                                   "with dtrain launch --elastic or dtrain run --elastic)");
+      }
+      TcpStoreOptions store_options;
+      store_options.secret = world.secret;
+      store_options.connect_timeout = comm_options.connect_timeout;
+      auto store = std::make_shared<PrefixStore>(
+          world.run_id, TcpStore::connect(world.store_addr, store_options));
+      result = train_elastic(config, store, world.rank, std::cout, output);
+      rank = result.rank;
+    } else {
+      std::unique_ptr<Communicator> comm;
+      if (world.world_size > 1) comm = connect_world(world, comm_options);
+      result = train(config, comm.get(), std::cout, output);
+    }
     if (rank == 0 && !flags.result_json.empty()) {
       std::ofstream out(flags.result_json, std::ios::trunc);
       out << train_result_to_json(result) << "\n";

@@ -7,6 +7,7 @@
 
 #include "dtrain/codec.h"
 #include "dtrain/config.h"
+#include "dtrain/elastic.h"
 #include "dtrain/error.h"
 #include "train/config_internal.h"
 
@@ -194,6 +195,14 @@ void validate_config_except_model(const TrainConfig& c) {
   if (c.nproc <= 0) fail("nproc", "must be positive");
   parse_checkpoint_every(c.checkpoint_every);
   if (c.keep_checkpoints < 0) fail("keep_checkpoints", "must not be negative");
+  if (c.min_workers < 0) fail("min_workers", "must not be negative");
+  if (c.max_workers < 0) fail("max_workers", "must not be negative");
+  if (c.max_workers > 0 && c.min_workers > c.max_workers) {
+    fail("min_workers", "is larger than max_workers");
+  }
+  if (c.commit_every < 1) fail("commit_every", "must be at least 1");
+  if (!(c.heartbeat_timeout_s > 0)) fail("heartbeat_timeout_s", "must be positive");
+  if (!c.fault.empty()) parse_fault_specs(c.fault, "config key 'fault'");
   if (c.resume == "auto" && c.checkpoint_dir.empty()) {
     fail("resume", "'auto' needs checkpoint_dir (the directory to search)");
   }

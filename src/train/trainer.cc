@@ -7,10 +7,12 @@
 #include <chrono>
 #include <cstdio>
 #include <ostream>
+#include <thread>
 
 #include "dtrain/communicator.h"
 #include "dtrain/data.h"
 #include "dtrain/ddp.h"
+#include "dtrain/env.h"
 #include "dtrain/error.h"
 #include "dtrain/models.h"
 #include "dtrain/sampler.h"
@@ -22,6 +24,7 @@
 #include "train/optimizer.h"
 #include "train/progress.h"
 #include "train/train_state.h"
+#include "train/train_loop.h"
 
 namespace dtrain {
 namespace {
@@ -61,75 +64,17 @@ std::string linreg_parameters_line(torch::nn::Module& module) {
   return buf;
 }
 
-// Note [the training loop]. One TrainLoop runs one train() call: construction fixes the batch
-// arithmetic, builds DDP, the optimizer and the checkpointer, and restores a resumed snapshot;
-// run() walks the epochs. The loop's position is a LoopPosition (step, epoch, samples of the
-// epoch's global order consumed), so a run resumed with another global batch or world size
-// continues from the same place of the same order: step s of an epoch reads the global batch
-// order[p, p + G) where p = epoch_samples, and the epoch ends when fewer than G samples remain.
-// With an unchanged global batch this is exactly order[s*G, (s+1)*G) for s < floor(N/G).
-class TrainLoop {
- public:
-  TrainLoop(const TrainConfig& config, const ModelHandle& model, const DataSplits& data,
-            Communicator* comm, std::ostream& log, const TrainOutput& output);
-  TrainResult run();
-
- private:
-  uint64_t bytes_sent() const { return comm_ ? comm_->stats().bytes_sent : 0; }
-  double comm_seconds() const { return ddp_ ? ddp_->stats().seconds_waiting : 0; }
-  // Gradient/parameter averaging: exact payload bytes this rank contributed, and the dense size.
-  uint64_t sync_bytes() const { return ddp_ ? ddp_->stats().bytes_communicated : 0; }
-  uint64_t sync_dense_bytes() const { return ddp_ ? ddp_->stats().dense_equivalent_bytes : 0; }
-  TrainParts parts() const;
-
-  // Resumes from config.resume when set (collective); sets pos_, acc_ and the total step count.
-  void resume();
-  // One optimizer step on the global batch order[pos_.epoch_samples, + global_).
-  void train_step(const std::vector<int64_t>& order);
-  void log_interval();
-  void end_epoch();
-  void run_eval(int64_t epoch);
-  void maybe_save();
-
-  const TrainConfig& config_;
-  const ModelHandle& model_;
-  const DataSplits& data_;
-  Communicator* comm_;  // null or size 1: one process
-  std::ostream& log_;
-  const int world_;
-  const int rank_;
-  const int64_t global_;      // samples per optimizer step, all ranks
-  const int64_t per_worker_;  // samples per optimizer step, this rank
-  const int64_t micro_;       // samples per micro-batch
-  const int64_t n_train_;
-  const int64_t steps_per_epoch_;
-  int64_t total_steps_ = 0;
-  std::unique_ptr<DistributedDataParallel> ddp_;
-  std::unique_ptr<torch::optim::Optimizer> optimizer_;
-  MetricsSink metrics_;
-  std::optional<Progress> progress_;
-  bool terminal_ = false;
-  Checkpointer checkpointer_;
-
-  LoopPosition pos_;
-  RankState acc_;  // this rank's loss accumulators (interval and epoch)
-  double lr_ = 0;
-  Clock::time_point start_;
-  Clock::time_point interval_start_;
-  double eval_seconds_ = 0;
-  int64_t resumed_samples_ = 0;
-  int64_t last_epoch_ = -1;  // the last epoch this run ended (labels the final evaluation)
-  std::optional<EvalResult> last_eval_;
-  int64_t last_eval_step_ = -1;
-};
+}  // namespace
 
 TrainLoop::TrainLoop(const TrainConfig& config, const ModelHandle& model, const DataSplits& data,
-                     Communicator* comm, std::ostream& log, const TrainOutput& output)
+                     Communicator* comm, std::ostream& log, const TrainOutput& output,
+                     LoopHooks* hooks)
     : config_(config),
       model_(model),
       data_(data),
       comm_(comm),
       log_(log),
+      hooks_(hooks),
       world_(comm ? comm->size() : 1),
       rank_(comm ? comm->rank() : 0),
       global_(global_batch(config, world_)),
@@ -174,8 +119,12 @@ TrainParts TrainLoop::parts() const {
 }
 
 void TrainLoop::resume() {
-  std::optional<TrainSnapshot> snapshot =
-      load_for_resume(config_, live_model_signature(parts()), comm_, log_);
+  std::optional<TrainSnapshot> snapshot;
+  if (hooks_ && hooks_->start) {
+    snapshot = *hooks_->start;
+  } else {
+    snapshot = load_for_resume(config_, live_model_signature(parts()), comm_, log_);
+  }
   if (snapshot) {
     if (snapshot->position.epoch_samples > n_train_) {
       throw MismatchError("checkpoint: its position (" +
@@ -302,6 +251,27 @@ void TrainLoop::end_epoch() {
   acc_.epoch_steps = 0;
 }
 
+void TrainLoop::before_step() {
+  if (!hooks_) return;
+  hooks_->reached_step = pos_.step;
+  if (!hooks_->faults) return;
+  FaultAction action = hooks_->faults->at_step(hooks_->worker_id, pos_.step);
+  if (action.delay.count() > 0) std::this_thread::sleep_for(action.delay);
+  if (action.kill) {
+    log_.flush();
+    kill_self_for_fault_injection();
+  }
+  if (action.drop && comm_) comm_->abort("fault injection: drop at step " + std::to_string(pos_.step));
+}
+
+bool TrainLoop::maybe_commit() {
+  if (!hooks_ || hooks_->commit_every <= 0 || pos_.step % hooks_->commit_every != 0) return false;
+  // With local SGD the replicas agree only right after an averaging.
+  if (config_.local_sgd_period > 0 && pos_.step % config_.local_sgd_period != 0) return false;
+  if (hooks_->on_commit) hooks_->on_commit(capture(parts(), pos_, acc_, world_, global_));
+  return hooks_->leave_round && hooks_->leave_round();
+}
+
 void TrainLoop::maybe_save() {
   if (!checkpointer_.should_save(pos_.step, total_steps_)) return;
   checkpointer_.save([&] { return capture(parts(), pos_, acc_, world_, global_); });
@@ -314,16 +284,28 @@ TrainResult TrainLoop::run() {
   interval_start_ = start_;
   lr_ = config_.lr;
 
-  while (pos_.epoch < config_.epochs && pos_.step < total_steps_) {
+  // Elastic: the round's first commit is its starting state (what a joiner or a later failure
+  // falls back to).
+  if (hooks_ && hooks_->commit_every > 0 && hooks_->on_commit) {
+    hooks_->on_commit(capture(parts(), pos_, acc_, world_, global_));
+  }
+  bool leave = false;
+  while (!leave && pos_.epoch < config_.epochs && pos_.step < total_steps_) {
     std::vector<int64_t> order = sampler.permutation(pos_.epoch);
     auto epoch_done = [&] { return pos_.epoch_samples + global_ > n_train_; };
     while (pos_.step < total_steps_ && !epoch_done()) {
+      before_step();
       train_step(order);
       if (pos_.step % config_.log_every == 0 || pos_.step == total_steps_) log_interval();
       if (config_.eval_every > 0 && pos_.step % config_.eval_every == 0) run_eval(pos_.epoch);
       if (epoch_done()) break;
       maybe_save();  // mid-epoch; an epoch's last step saves after end_epoch()
+      if (pos_.step < total_steps_ && maybe_commit()) {
+        leave = true;
+        break;
+      }
     }
+    if (leave) break;
     end_epoch();
     last_epoch_ = pos_.epoch;
     if (epoch_done()) {
@@ -331,6 +313,17 @@ TrainResult TrainLoop::run() {
       pos_.epoch_samples = 0;
     }
     maybe_save();
+    if (pos_.step < total_steps_ && maybe_commit()) leave = true;
+  }
+  if (leave) {
+    checkpointer_.flush();
+    progress_->finish();
+    TrainResult partial;
+    partial.interrupted = true;
+    partial.world_size = world_;
+    partial.steps = pos_.step;
+    partial.samples = pos_.samples;
+    return partial;
   }
   if (last_eval_step_ != pos_.step) run_eval(std::max<int64_t>(0, last_epoch_));
   checkpointer_.flush();  // inside the timed run: the final write is part of the cost
@@ -372,7 +365,27 @@ TrainResult TrainLoop::run() {
   return result;
 }
 
-}  // namespace
+DatasetOptions dataset_options_of(const TrainConfig& config) {
+  DatasetOptions data_options;
+  data_options.name = config.dataset;
+  data_options.data_dir = config.data_dir;
+  data_options.seed = config.seed;
+  if (config.dataset_size > 0) data_options.size = config.dataset_size;
+  data_options.context = config.context;
+  return data_options;
+}
+
+ModelOptions model_options_of(const TrainConfig& config, const Dataset& train_split) {
+  ModelOptions model_options;
+  model_options.name = config.model;
+  model_options.seed = config.seed;
+  model_options.hidden = config.hidden;
+  model_options.layers = config.layers;
+  model_options.width = config.width;
+  model_options.heads = config.heads;
+  model_options.context = config.context;
+  return fit_to_dataset(model_options, train_split);
+}
 
 TrainResult train(const TrainConfig& config, const ModelHandle& model, const DataSplits& data,
                   Communicator* comm, std::ostream& log, const TrainOutput& output) {
@@ -381,7 +394,14 @@ TrainResult train(const TrainConfig& config, const ModelHandle& model, const Dat
     throw InvalidArgumentError("train: the model handle needs a module, forward and loss");
   }
   if (config.threads > 0) at::set_num_threads(static_cast<int>(config.threads));
-  TrainResult result = TrainLoop(config, model, data, comm, log, output).run();
+  // Fault injection (--fault or DTRAIN_FAULT) applies to plain runs too: worker id = rank.
+  FaultPlan faults = config.fault.empty() ? FaultPlan::from_env(process_env())
+                                          : FaultPlan::parse(config.fault, "config key 'fault'");
+  LoopHooks hooks;
+  hooks.faults = &faults;
+  hooks.worker_id = comm ? comm->rank() : 0;
+  TrainResult result =
+      TrainLoop(config, model, data, comm, log, output, faults.empty() ? nullptr : &hooks).run();
   if ((comm ? comm->rank() : 0) == 0 && output.summary) {
     print_summary(log, result);
     log.flush();
@@ -392,23 +412,8 @@ TrainResult train(const TrainConfig& config, const ModelHandle& model, const Dat
 TrainResult train(const TrainConfig& config, Communicator* comm, std::ostream& log,
                   const TrainOutput& output) {
   validate_config(config);
-  DatasetOptions data_options;
-  data_options.name = config.dataset;
-  data_options.data_dir = config.data_dir;
-  data_options.seed = config.seed;
-  if (config.dataset_size > 0) data_options.size = config.dataset_size;
-  data_options.context = config.context;
-  DataSplits data = load_dataset(data_options);
-
-  ModelOptions model_options;
-  model_options.name = config.model;
-  model_options.seed = config.seed;
-  model_options.hidden = config.hidden;
-  model_options.layers = config.layers;
-  model_options.width = config.width;
-  model_options.heads = config.heads;
-  model_options.context = config.context;
-  ModelHandle model = make_model(fit_to_dataset(model_options, data.train));
+  DataSplits data = load_dataset(dataset_options_of(config));
+  ModelHandle model = make_model(model_options_of(config, data.train));
   return train(config, model, data, comm, log, output);
 }
 

@@ -1,0 +1,258 @@
+// train_elastic (trainer.h): the rounds of an elastic run. Note [elastic rounds].
+//
+// A worker loops: join a round of the elastic rendezvous (include/dtrain/elastic.h), connect the
+// round's communicator, start the monitor (heartbeats; aborts the communicator when the round
+// moves on), agree on the state to start from, train with a TrainLoop until the end or until
+// the round must end, and on a communication failure advance the round and go again.
+//
+// State agreement (collective over the new round). Every worker keeps its last in-memory commit
+// (LoopHooks: taken at the start of each round and every commit_every steps; a copy of model,
+// optimizer, position, this rank's residuals and RNG). The round takes the newest commit any
+// member holds (allreduce max of the commit steps; a worker that never trained has none); the
+// lowest rank holding it broadcasts it (encoded as a checkpoint) when some member lacks it.
+// Survivors whose commit is that one restore their own. A worker that receives the state starts
+// with empty compression residuals (they are per rank; copying another rank's would count its
+// unsent gradient twice). Steps past the commit that a failure interrupted are trained again:
+// at most commit_every of them (reported as steps_lost).
+//
+// Batch and learning rate on a size change (docs/elastic.md): the global batch G stays when it
+// divides by the new world size W; otherwise it becomes the largest multiple of W below G and
+// the learning rate is scaled by the same factor (linear scaling rule). Each worker then reads
+// G/W samples of the same global order, continuing at the same sample of the epoch.
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <cstring>
+#include <thread>
+
+#include "checkpoint/manifest.h"
+#include "checkpoint/safetensors.h"
+#include "dtrain/elastic.h"
+#include "dtrain/env.h"
+#include "dtrain/error.h"
+#include "dtrain/trainer.h"
+#include "train/config_internal.h"
+#include "train/train_loop.h"
+
+namespace dtrain {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A checkpoint as one byte string: [u64 manifest length][manifest][u64 length, bytes] per file,
+// files in the manifest's order.
+std::vector<uint8_t> encode_snapshot(const TrainSnapshot& snapshot) {
+  Checkpoint c = to_checkpoint(snapshot, "ddp-elastic");
+  std::vector<std::vector<uint8_t>> blobs;
+  std::vector<ManifestFile> files;
+  for (const auto& [stem, tensors] : c.files) {
+    blobs.push_back(encode_safetensors(tensors));
+    files.push_back({stem + std::string(kTensorFileSuffix), blobs.back().size(),
+                     crc32_of(blobs.back()), tensors.size()});
+  }
+  if (c.model.params.empty() && c.files.count("model")) c.model = ModelSignature::of(c.model.name, c.files["model"]);
+  std::string manifest = serialize_manifest(c, files);
+  std::vector<uint8_t> out;
+  auto put_u64 = [&](uint64_t v) {
+    const auto* p = reinterpret_cast<const uint8_t*>(&v);
+    out.insert(out.end(), p, p + 8);
+  };
+  put_u64(manifest.size());
+  out.insert(out.end(), manifest.begin(), manifest.end());
+  for (const auto& blob : blobs) {
+    put_u64(blob.size());
+    out.insert(out.end(), blob.begin(), blob.end());
+  }
+  return out;
+}
+
+TrainSnapshot decode_snapshot(const std::vector<uint8_t>& bytes) {
+  size_t at = 0;
+  auto get_u64 = [&]() {
+    if (at + 8 > bytes.size()) throw CorruptError("elastic state: truncated");
+    uint64_t v;
+    std::memcpy(&v, bytes.data() + at, 8);
+    at += 8;
+    return v;
+  };
+  uint64_t n = get_u64();
+  if (at + n > bytes.size()) throw CorruptError("elastic state: truncated manifest");
+  ParsedManifest parsed =
+      parse_manifest(std::span<const uint8_t>(bytes.data() + at, n), "elastic state");
+  at += n;
+  Checkpoint c = std::move(parsed.fields);
+  for (const ManifestFile& f : parsed.files) {
+    uint64_t len = get_u64();
+    if (at + len > bytes.size() || len != f.bytes) throw CorruptError("elastic state: truncated file");
+    std::span<const uint8_t> blob(bytes.data() + at, len);
+    if (crc32_of(blob) != f.crc32) throw CorruptError("elastic state: checksum mismatch");
+    std::string stem = f.name.substr(0, f.name.size() - kTensorFileSuffix.size());
+    c.files[stem] = decode_safetensors(blob, f.name).tensors;
+    at += len;
+  }
+  return from_checkpoint(c);
+}
+
+// The config of a round of `world` workers (batch and learning-rate policy above); `g` is the
+// job's global batch (a per-worker batch counts for max_workers workers).
+TrainConfig round_config(const TrainConfig& config, int64_t g, int world) {
+  TrainConfig c = config;
+  int64_t g2 = std::max<int64_t>(world, (g / world) * world);
+  c.global_batch = g2;
+  c.per_worker_batch = 0;
+  if (g2 != g) c.lr = config.lr * static_cast<double>(g2) / static_cast<double>(g);
+  c.resume.clear();  // only the first round resumes from disk (LoopHooks::start otherwise)
+  return c;
+}
+
+// Agrees on the round's starting state (Note above). Returns the snapshot to restore, or
+// nullopt when no member holds one (the first round: start fresh or from config.resume).
+std::optional<TrainSnapshot> agree_on_state(const std::optional<TrainSnapshot>& commit,
+                                            Communicator& comm) {
+  int64_t mine = commit ? commit->position.step : -1;
+  int64_t newest = mine;
+  comm.allreduce(&newest, 1, DType::kInt64, ReduceOp::kMax);
+  if (newest < 0) return std::nullopt;
+  int64_t source = mine == newest ? comm.rank() : INT64_MAX;
+  comm.allreduce(&source, 1, DType::kInt64, ReduceOp::kMin);
+  int64_t lacking = mine == newest ? 0 : 1;
+  comm.allreduce(&lacking, 1, DType::kInt64, ReduceOp::kSum);
+  if (lacking == 0) return commit;
+  const int root = static_cast<int>(source);
+  std::vector<uint8_t> bytes;
+  if (comm.rank() == root) {
+    TrainSnapshot shared = *commit;
+    shared.ranks.at(0).compression.clear();  // receivers start with empty residuals
+    bytes = encode_snapshot(shared);
+  }
+  int64_t size = static_cast<int64_t>(bytes.size());
+  comm.broadcast(&size, 1, DType::kInt64, root);
+  bytes.resize(static_cast<size_t>(size));
+  comm.broadcast(bytes.data(), bytes.size(), DType::kUInt8, root);
+  if (mine == newest) return commit;
+  return decode_snapshot(bytes);
+}
+
+bool is_group_failure(const Error& e) {
+  switch (e.code()) {
+    case ErrorCode::kPeerLost:
+    case ErrorCode::kTimeout:
+    case ErrorCode::kAborted:
+    case ErrorCode::kIo:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+TrainResult train_elastic(const TrainConfig& config, const ModelHandle& model,
+                          const DataSplits& data, std::shared_ptr<Store> store, int worker_id,
+                          std::ostream& log, const TrainOutput& output) {
+  validate_config_except_model(config);
+  if (config.threads > 0) at::set_num_threads(static_cast<int>(config.threads));
+  ElasticOptions options;
+  options.min_workers = static_cast<int>(std::max<int64_t>(1, config.min_workers));
+  options.max_workers = static_cast<int>(
+      config.max_workers > 0 ? config.max_workers : std::max<int64_t>(config.nproc, options.min_workers));
+  validate_elastic_options(options);
+  MonitorOptions monitor_options;
+  monitor_options.heartbeat_timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(config.heartbeat_timeout_s * 1000));
+  CommOptions comm_options;
+  comm_options.timeout = std::chrono::milliseconds(static_cast<int64_t>(config.timeout_s * 1000));
+  comm_options.connect_timeout = std::max(comm_options.timeout, std::chrono::milliseconds(30000));
+  FaultPlan faults = config.fault.empty() ? FaultPlan::from_env(process_env())
+                                          : FaultPlan::parse(config.fault, "config key 'fault'");
+
+  const int64_t job_batch = global_batch(config, options.max_workers);
+  ElasticRendezvous rendezvous(store, std::to_string(worker_id), options);
+  std::optional<TrainSnapshot> commit;
+  int64_t recoveries = 0, steps_lost = 0;
+  const auto start = Clock::now();
+  std::optional<Clock::time_point> failed_at;
+  for (int64_t attempt = 0;; ++attempt) {
+    Membership m = rendezvous.join(Deadline::after(options.rendezvous_timeout * 4));
+    if (m.below_minimum) throw AbortedError(m.stop_reason);
+    std::unique_ptr<Communicator> comm;
+    try {
+      comm = rendezvous.connect(m, comm_options);
+    } catch (const Error& e) {
+      if (!is_group_failure(e)) throw;
+      rendezvous.advance(m.round, Deadline::after(std::chrono::seconds(30)));
+      continue;
+    }
+    ElasticMonitor monitor(rendezvous, m, comm.get(), monitor_options);
+    LoopHooks hooks;
+    try {
+      std::optional<TrainSnapshot> state = agree_on_state(commit, *comm);
+      TrainConfig rc = round_config(config, job_batch, m.world);
+      if (m.rank == 0 && attempt == 0) {
+        log << "elastic: round " << m.round << " with " << m.world << " workers (minimum "
+            << options.min_workers << ", maximum " << options.max_workers << ")\n"
+            << std::flush;
+      }
+      if (m.rank == 0 && attempt > 0) {
+        double since = failed_at ? std::chrono::duration<double>(Clock::now() - *failed_at).count() : 0;
+        log << "elastic: round " << m.round << " with " << m.world << " workers resumes at step "
+            << (state ? state->position.step : 0) << " (global batch " << rc.global_batch
+            << ", lr " << rc.lr << "; re-formed " << since << " s after the failure)\n"
+            << std::flush;
+      }
+      hooks.start = state ? &*state : nullptr;
+      hooks.commit_every = config.commit_every;
+      hooks.on_commit = [&](TrainSnapshot s) { commit = std::move(s); };
+      hooks.leave_round = [&] {
+        int64_t waiting = rendezvous.waiting(m.round, Deadline::after(std::chrono::seconds(10)));
+        comm->allreduce(&waiting, 1, DType::kInt64, ReduceOp::kMax);
+        return waiting > 0 && m.world < options.max_workers;
+      };
+      hooks.faults = &faults;
+      hooks.worker_id = worker_id;
+      TrainOutput round_output = output;
+      round_output.summary = false;
+      TrainResult r = TrainLoop(rc, model, data, comm.get(), log, round_output, &hooks).run();
+      monitor.stop();
+      if (r.interrupted) {
+        if (m.rank == 0) log << "elastic: admitting waiting workers at step " << r.steps << "\n";
+        rendezvous.advance(m.round, Deadline::after(std::chrono::seconds(30)));
+        ++recoveries;
+        failed_at = Clock::now();
+        continue;
+      }
+      r.recoveries = recoveries;
+      r.steps_lost = steps_lost;
+      r.rank = m.rank;
+      r.wall_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      r.samples_per_sec = static_cast<double>(r.samples) / std::max(1e-9, r.wall_seconds);
+      if (m.rank == 0 && output.summary) {
+        print_summary(log, r);
+        log.flush();
+      }
+      return r;
+    } catch (const Error& e) {
+      if (!is_group_failure(e)) throw;
+      failed_at = Clock::now();
+      monitor.stop();
+      int64_t at_commit = commit ? commit->position.step : 0;
+      steps_lost += std::max<int64_t>(0, hooks.reached_step - at_commit);
+      log << "elastic: worker " << worker_id << " left round " << m.round << ": " << e.what()
+          << "; re-forming from the commit at step " << at_commit << "\n"
+          << std::flush;
+      comm->abort("elastic: re-forming");
+      rendezvous.advance(m.round, Deadline::after(std::chrono::seconds(30)));
+      ++recoveries;
+    }
+  }
+}
+
+TrainResult train_elastic(const TrainConfig& config, std::shared_ptr<Store> store, int worker_id,
+                          std::ostream& log, const TrainOutput& output) {
+  validate_config(config);
+  DataSplits data = load_dataset(dataset_options_of(config));
+  ModelHandle model = make_model(model_options_of(config, data.train));
+  return train_elastic(config, model, data, std::move(store), worker_id, log, output);
+}
+
+}  // namespace dtrain
