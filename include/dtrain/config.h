@@ -95,6 +95,7 @@ struct TrainConfig {
   int64_t max_workers = 0;
   int64_t commit_every = 20;
   double heartbeat_timeout_s = 10.0;
+  double rendezvous_timeout_s = 30.0;  // longest wait for a group of at least min_workers
   std::string fault;
 
   // `dtrain run` only.

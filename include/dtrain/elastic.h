@@ -67,6 +67,9 @@ struct ElasticOptions {
   int max_workers = 1;  // a round closes at once when this many joined (>= min_workers)
   // A round with at least min_workers closes when its count has not changed for this long.
   std::chrono::milliseconds settle{1000};
+  // Round 0 closes as soon as this many joined (the workers the launchers started), and does not
+  // settle for fewer before rendezvous_timeout; 0 = no such wait.
+  int first_round_size = 0;
   // A joiner that has waited this long closes the round with whoever joined (maybe < minimum).
   std::chrono::milliseconds rendezvous_timeout{30000};
   // How often a joiner or waiter polls the store (50-100 ms keeps the store load low).

@@ -12,7 +12,8 @@
 // Elastic jobs (options.elastic, docs/elastic.md) change the second rule: a worker that fails is
 // logged and the others go on (they re-form their group without it); the launcher returns 0 when
 // the workers are done and at least one of them exited 0, else the first failure's code.
-// Workers of an elastic job also get DTRAIN_ELASTIC=1, DTRAIN_MIN_WORKERS and DTRAIN_MAX_WORKERS;
+// Workers of an elastic job also get DTRAIN_ELASTIC=1, DTRAIN_MIN_WORKERS, DTRAIN_MAX_WORKERS and
+// DTRAIN_ELASTIC_FIRST_ROUND (the workers the job starts with; 0 from a joining launcher);
 // their DTRAIN_RANK is a worker id (unique in the job), their rank in the group comes from the
 // elastic rendezvous. A launcher started later with `join` adds workers to a running elastic
 // job: it connects to node 0's store (--store, DTRAIN_SECRET), takes fresh worker ids and starts

@@ -105,14 +105,22 @@ int ElasticRendezvous::wait_closed(int64_t round, Deadline deadline) {
       changed_at = now;
     }
     std::optional<int64_t> close_with;
+    // Round 0 waits for the workers the launchers started (first_round_size), up to the
+    // rendezvous timeout; later rounds settle.
+    bool starting = round == 0 && count < options_.first_round_size;
     if (count >= options_.max_workers) {
       close_with = options_.max_workers;
-    } else if (count >= options_.min_workers && now - changed_at >= options_.settle) {
+    } else if (round == 0 && options_.first_round_size > 0 && count >= options_.first_round_size) {
+      close_with = count;
+    } else if (!starting && count >= options_.min_workers && now - changed_at >= options_.settle) {
       close_with = count;
     } else if (now - joined_at >= options_.rendezvous_timeout) {
       close_with = count;
     }
     if (close_with) {
+      spdlog::debug("elastic: closing round {} with {} (count {}, {} ms since the last change)",
+                    round, *close_with, count,
+                    std::chrono::duration_cast<std::chrono::milliseconds>(now - changed_at).count());
       auto stored = keys_->compare_set(closed_key(round), std::nullopt, std::to_string(*close_with),
                                        deadline);
       if (!stored)

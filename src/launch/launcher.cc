@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -33,7 +34,10 @@ std::vector<std::string> worker_env(const LaunchOptions& options, const launcher
   std::vector<std::pair<std::string, std::string>> vars = {
       {"DTRAIN_RANK", std::to_string(r.first_worker_id() + local_rank)},
       {"DTRAIN_LOCAL_RANK", std::to_string(local_rank)},
-      {"DTRAIN_WORLD_SIZE", std::to_string(options.nnodes * options.nproc)},
+      // Elastic: ids may exceed the first group (joiners); the group's size comes from the
+      // rendezvous, so this only bounds the id.
+      {"DTRAIN_WORLD_SIZE", std::to_string(std::max(options.nnodes * options.nproc,
+                                                    r.first_worker_id() + options.nproc))},
       {"DTRAIN_LOCAL_WORLD_SIZE", std::to_string(options.nproc)},
       {"DTRAIN_NODE_RANK", std::to_string(options.node_rank)},
       {"DTRAIN_NNODES", std::to_string(options.nnodes)},
@@ -49,6 +53,9 @@ std::vector<std::string> worker_env(const LaunchOptions& options, const launcher
     vars.emplace_back("DTRAIN_ELASTIC", "1");
     vars.emplace_back("DTRAIN_MIN_WORKERS", std::to_string(min_workers(options)));
     vars.emplace_back("DTRAIN_MAX_WORKERS", std::to_string(max_workers(options)));
+    // The workers the job starts with (its first round waits for them); 0 for joiners.
+    vars.emplace_back("DTRAIN_ELASTIC_FIRST_ROUND",
+                      std::to_string(options.join ? 0 : options.nnodes * options.nproc));
   }
 
   std::vector<std::string> env;
@@ -57,7 +64,7 @@ std::vector<std::string> worker_env(const LaunchOptions& options, const launcher
     std::string_view name = entry.substr(0, entry.find('='));
     bool replaced = name == "DTRAIN_TIMEOUT_MS" || name == "DTRAIN_LISTEN_HOST" ||
                     name == "DTRAIN_ELASTIC" || name == "DTRAIN_MIN_WORKERS" ||
-                    name == "DTRAIN_MAX_WORKERS";
+                    name == "DTRAIN_MAX_WORKERS" || name == "DTRAIN_ELASTIC_FIRST_ROUND";
     for (const auto& [var, value] : vars) replaced = replaced || name == var;
     if (!replaced) env.emplace_back(entry);
   }

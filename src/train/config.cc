@@ -202,6 +202,7 @@ void validate_config_except_model(const TrainConfig& c) {
   }
   if (c.commit_every < 1) fail("commit_every", "must be at least 1");
   if (!(c.heartbeat_timeout_s > 0)) fail("heartbeat_timeout_s", "must be positive");
+  if (!(c.rendezvous_timeout_s > 0)) fail("rendezvous_timeout_s", "must be positive");
   if (!c.fault.empty()) parse_fault_specs(c.fault, "config key 'fault'");
   if (c.resume == "auto" && c.checkpoint_dir.empty()) {
     fail("resume", "'auto' needs checkpoint_dir (the directory to search)");

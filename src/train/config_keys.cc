@@ -197,6 +197,8 @@ std::vector<KeyEntry> make_table() {
        int_key(&C::commit_every)},
       {{"heartbeat_timeout_s", "elastic: a worker silent this long is declared dead, seconds"},
        double_key(&C::heartbeat_timeout_s)},
+      {{"rendezvous_timeout_s", "elastic: longest wait for min_workers to gather, seconds"},
+       double_key(&C::rendezvous_timeout_s)},
       {{"fault", "fault injection: kill:rank=R,step=S | delay:rank=R,ms=M[,step=S] | "
                  "drop:rank=R,step=S (';' between several)"},
        string_key(&C::fault)},

@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 
@@ -123,6 +124,7 @@ std::optional<TrainSnapshot> agree_on_state(const std::optional<TrainSnapshot>& 
   if (comm.rank() == root) {
     TrainSnapshot shared = *commit;
     shared.ranks.at(0).compression.clear();  // receivers start with empty residuals
+    shared.world_size = 1;                      // one rank state: the root's (minus residuals)
     bytes = encode_snapshot(shared);
   }
   int64_t size = static_cast<int64_t>(bytes.size());
@@ -156,6 +158,25 @@ TrainResult train_elastic(const TrainConfig& config, const ModelHandle& model,
   options.min_workers = static_cast<int>(std::max<int64_t>(1, config.min_workers));
   options.max_workers = static_cast<int>(
       config.max_workers > 0 ? config.max_workers : std::max<int64_t>(config.nproc, options.min_workers));
+  // The workers the launchers started (launch.h), all expected in round 0.
+  if (const char* w = std::getenv("DTRAIN_ELASTIC_FIRST_ROUND")) {
+    options.first_round_size = std::min(options.max_workers, std::max(0, std::atoi(w)));
+  }
+  options.rendezvous_timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(config.rendezvous_timeout_s * 1000));
+  // The job's bounds are the first worker's: a launcher that joins later (with its own defaults)
+  // adopts them from the store.
+  {
+    std::string mine = std::to_string(options.min_workers) + "," + std::to_string(options.max_workers);
+    auto stored = store->compare_set(options.prefix + "/bounds", std::nullopt, mine,
+                                     Deadline::after(std::chrono::seconds(30)));
+    if (stored && *stored != mine) {
+      auto comma = stored->find(',');
+      options.min_workers = std::stoi(stored->substr(0, comma));
+      options.max_workers = std::stoi(stored->substr(comma + 1));
+      options.first_round_size = std::min(options.first_round_size, options.max_workers);
+    }
+  }
   validate_elastic_options(options);
   MonitorOptions monitor_options;
   monitor_options.heartbeat_timeout =
@@ -215,7 +236,9 @@ TrainResult train_elastic(const TrainConfig& config, const ModelHandle& model,
       TrainResult r = TrainLoop(rc, model, data, comm.get(), log, round_output, &hooks).run();
       monitor.stop();
       if (r.interrupted) {
-        if (m.rank == 0) log << "elastic: admitting waiting workers at step " << r.steps << "\n";
+        if (m.rank == 0) {
+          log << "elastic: admitting waiting workers at step " << r.steps << "\n" << std::flush;
+        }
         rendezvous.advance(m.round, Deadline::after(std::chrono::seconds(30)));
         ++recoveries;
         failed_at = Clock::now();

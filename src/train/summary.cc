@@ -55,6 +55,15 @@ void print_summary(std::ostream& out, const TrainResult& result, const TrainResu
                                      "time in communication"};
   std::vector<std::vector<std::string>> columns = {labels, column(result)};
   if (single) columns.push_back(column(*single));
+  if (result.recoveries > 0) {  // elastic runs that re-formed
+    columns[0].push_back("group re-formations");
+    columns[0].push_back("steps trained again");
+    for (size_t c = 1; c < columns.size(); ++c) {
+      const TrainResult& r = c == 1 ? result : *single;
+      columns[c].push_back(std::to_string(r.recoveries));
+      columns[c].push_back(std::to_string(r.steps_lost));
+    }
+  }
   std::vector<size_t> widths;
   for (const auto& col : columns) {
     size_t w = 0;
@@ -68,7 +77,7 @@ void print_summary(std::ostream& out, const TrainResult& result, const TrainResu
   };
   out << "Summary: " << result.model << " on " << result.dataset << "\n";
   rule();
-  for (size_t row = 0; row < labels.size(); ++row) {
+  for (size_t row = 0; row < columns[0].size(); ++row) {
     out << '|';
     for (size_t c = 0; c < columns.size(); ++c) {
       const std::string& cell = columns[c][row];
@@ -107,7 +116,11 @@ std::string train_result_to_json(const TrainResult& r) {
                       {"bytes_communicated", r.bytes_communicated},
                       {"comm_seconds", r.comm_seconds},
                       {"model", r.model},
-                      {"dataset", r.dataset}};
+                      {"dataset", r.dataset},
+                      {"checkpoints_saved", r.checkpoints_saved},
+                      {"checkpoint_stall_seconds", r.checkpoint_stall_seconds},
+                      {"recoveries", r.recoveries},
+                      {"steps_lost", r.steps_lost}};
   if (r.test_accuracy) j["test_accuracy"] = *r.test_accuracy;
   return j.dump();
 }
@@ -130,6 +143,10 @@ TrainResult train_result_from_json(const std::string& text) {
     r.comm_seconds = j.at("comm_seconds").get<double>();
     r.model = j.at("model").get<std::string>();
     r.dataset = j.at("dataset").get<std::string>();
+    r.checkpoints_saved = j.value("checkpoints_saved", int64_t{0});
+    r.checkpoint_stall_seconds = j.value("checkpoint_stall_seconds", 0.0);
+    r.recoveries = j.value("recoveries", int64_t{0});
+    r.steps_lost = j.value("steps_lost", int64_t{0});
   } catch (const nlohmann::json::exception& e) {
     throw CorruptError(std::string("malformed train result JSON: ") + e.what());
   }
