@@ -77,6 +77,7 @@ struct TrainResult {
   // trained twice because a failure rolled the group back to its last in-memory commit.
   int64_t recoveries = 0;
   int64_t steps_lost = 0;
+  double commit_seconds = 0;  // this rank's time taking in-memory commits (elastic)
   bool interrupted = false;  // internal: a round ended to re-form (never returned by train())
   int rank = 0;              // this process's rank in the (final) group
   int64_t checkpoints_saved = 0;         // saves this run took part in (0 without checkpoint_dir)

@@ -191,6 +191,7 @@ TrainResult train_elastic(const TrainConfig& config, const ModelHandle& model,
   ElasticRendezvous rendezvous(store, std::to_string(worker_id), options);
   std::optional<TrainSnapshot> commit;
   int64_t recoveries = 0, steps_lost = 0;
+  double commit_seconds = 0;
   const auto start = Clock::now();
   std::optional<Clock::time_point> failed_at;
   for (int64_t attempt = 0;; ++attempt) {
@@ -231,9 +232,18 @@ TrainResult train_elastic(const TrainConfig& config, const ModelHandle& model,
       };
       hooks.faults = &faults;
       hooks.worker_id = worker_id;
+      if (m.rank == 0 && failed_at) {
+        hooks.on_first_step = [&, round = m.round, since = *failed_at] {
+          log << "elastic: first step of round " << round << " "
+              << std::chrono::duration<double>(Clock::now() - since).count()
+              << " s after the failure\n"
+              << std::flush;
+        };
+      }
       TrainOutput round_output = output;
       round_output.summary = false;
       TrainResult r = TrainLoop(rc, model, data, comm.get(), log, round_output, &hooks).run();
+      commit_seconds += hooks.commit_seconds;
       monitor.stop();
       if (r.interrupted) {
         if (m.rank == 0) {
@@ -246,6 +256,7 @@ TrainResult train_elastic(const TrainConfig& config, const ModelHandle& model,
       }
       r.recoveries = recoveries;
       r.steps_lost = steps_lost;
+      r.commit_seconds = commit_seconds;
       r.rank = m.rank;
       r.wall_seconds = std::chrono::duration<double>(Clock::now() - start).count();
       r.samples_per_sec = static_cast<double>(r.samples) / std::max(1e-9, r.wall_seconds);
@@ -257,6 +268,7 @@ TrainResult train_elastic(const TrainConfig& config, const ModelHandle& model,
     } catch (const Error& e) {
       if (!is_group_failure(e)) throw;
       failed_at = Clock::now();
+      commit_seconds += hooks.commit_seconds;
       monitor.stop();
       int64_t at_commit = commit ? commit->position.step : 0;
       steps_lost += std::max<int64_t>(0, hooks.reached_step - at_commit);

@@ -55,6 +55,12 @@ void print_summary(std::ostream& out, const TrainResult& result, const TrainResu
                                      "time in communication"};
   std::vector<std::vector<std::string>> columns = {labels, column(result)};
   if (single) columns.push_back(column(*single));
+  if (result.commit_seconds > 0) {  // elastic runs: the cost of the in-memory commits
+    columns[0].push_back("time in in-memory commits");
+    for (size_t c = 1; c < columns.size(); ++c) {
+      columns[c].push_back(fmt("%.3f s", (c == 1 ? result : *single).commit_seconds));
+    }
+  }
   if (result.recoveries > 0) {  // elastic runs that re-formed
     columns[0].push_back("group re-formations");
     columns[0].push_back("steps trained again");
@@ -120,7 +126,8 @@ std::string train_result_to_json(const TrainResult& r) {
                       {"checkpoints_saved", r.checkpoints_saved},
                       {"checkpoint_stall_seconds", r.checkpoint_stall_seconds},
                       {"recoveries", r.recoveries},
-                      {"steps_lost", r.steps_lost}};
+                      {"steps_lost", r.steps_lost},
+                      {"commit_seconds", r.commit_seconds}};
   if (r.test_accuracy) j["test_accuracy"] = *r.test_accuracy;
   return j.dump();
 }
@@ -147,6 +154,7 @@ TrainResult train_result_from_json(const std::string& text) {
     r.checkpoint_stall_seconds = j.value("checkpoint_stall_seconds", 0.0);
     r.recoveries = j.value("recoveries", int64_t{0});
     r.steps_lost = j.value("steps_lost", int64_t{0});
+    r.commit_seconds = j.value("commit_seconds", 0.0);
   } catch (const nlohmann::json::exception& e) {
     throw CorruptError(std::string("malformed train result JSON: ") + e.what());
   }

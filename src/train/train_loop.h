@@ -39,6 +39,10 @@ struct LoopHooks {
   int worker_id = 0;
   // Set by the loop before every step: the optimizer steps completed so far.
   int64_t reached_step = 0;
+  // Time spent capturing in-memory commits (seconds, accumulated by the loop).
+  double commit_seconds = 0;
+  // Called once, before the loop's first optimizer step.
+  std::function<void()> on_first_step;
 };
 
 // Note [the training loop]. One TrainLoop runs one train() call: construction fixes the batch
@@ -76,6 +80,7 @@ class TrainLoop {
   void maybe_save();
   // Elastic: the in-memory commit every hooks_->commit_every steps; true = leave the round.
   bool maybe_commit();
+  void commit_now();  // the in-memory commit (hooks_ set)
   void before_step();
 
   const TrainConfig& config_;

@@ -254,6 +254,11 @@ void TrainLoop::end_epoch() {
 void TrainLoop::before_step() {
   if (!hooks_) return;
   hooks_->reached_step = pos_.step;
+  if (hooks_->on_first_step) {
+    auto first = std::move(hooks_->on_first_step);
+    hooks_->on_first_step = nullptr;
+    first();
+  }
   if (!hooks_->faults) return;
   FaultAction action = hooks_->faults->at_step(hooks_->worker_id, pos_.step);
   if (action.delay.count() > 0) std::this_thread::sleep_for(action.delay);
@@ -268,8 +273,15 @@ bool TrainLoop::maybe_commit() {
   if (!hooks_ || hooks_->commit_every <= 0 || pos_.step % hooks_->commit_every != 0) return false;
   // With local SGD the replicas agree only right after an averaging.
   if (config_.local_sgd_period > 0 && pos_.step % config_.local_sgd_period != 0) return false;
-  if (hooks_->on_commit) hooks_->on_commit(capture(parts(), pos_, acc_, world_, global_));
+  commit_now();
   return hooks_->leave_round && hooks_->leave_round();
+}
+
+void TrainLoop::commit_now() {
+  if (!hooks_->on_commit) return;
+  auto t0 = Clock::now();
+  hooks_->on_commit(capture(parts(), pos_, acc_, world_, global_));
+  hooks_->commit_seconds += seconds_between(t0, Clock::now());
 }
 
 void TrainLoop::maybe_save() {
@@ -286,9 +298,7 @@ TrainResult TrainLoop::run() {
 
   // Elastic: the round's first commit is its starting state (what a joiner or a later failure
   // falls back to).
-  if (hooks_ && hooks_->commit_every > 0 && hooks_->on_commit) {
-    hooks_->on_commit(capture(parts(), pos_, acc_, world_, global_));
-  }
+  if (hooks_ && hooks_->commit_every > 0) commit_now();
   bool leave = false;
   while (!leave && pos_.epoch < config_.epochs && pos_.step < total_steps_) {
     std::vector<int64_t> order = sampler.permutation(pos_.epoch);
