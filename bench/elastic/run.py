@@ -62,8 +62,12 @@ def main():
         out = run([dtrain, "run", "--elastic", "--nproc", "3", "--min-workers", "2",
                    "--max-steps", "300", "--global-batch", "96", "--quiet",
                    "--fault", "kill:rank=2,step=150"])
-        reform.append(float(re.search(r"re-formed ([0-9.]+) s after the failure", out).group(1)))
-        first.append(float(re.search(r"first step ([0-9.]+) s after the failure", out).group(1)))
+        r = re.search(r"re-formed ([0-9.]+) s after the failure", out)
+        f = re.search(r"first step of round \d+ ([0-9.]+) s after the failure", out)
+        if not r or not f:
+            sys.exit("no recovery lines in the output:\n" + out)
+        reform.append(float(r.group(1)))
+        first.append(float(f.group(1)))
     print()
     print("| recovery after a SIGKILL (3 -> 2 workers) | median | runs |")
     print("|---|---:|---|")
