@@ -90,6 +90,11 @@ Fn collective(CollectiveDescriptor d, bool verify, std::function<void(Collective
     d.seq = c.seq;
     algorithms::DescriptorExchange exchange;
     exchange.start(c, d, inline_send ? inline_send(c) : algorithms::InlineSend{});
+    // Settled before the body posts any data: data posted before a mismatch is found would be
+    // abandoned in Gloo, whose bookkeeping of unmatched operations then stalled later
+    // collectives (seen as rare timeouts after a mismatch). The round trip this costs is saved
+    // where it matters by the inline first message (descriptor.h).
+    c.settle_check();
     try {
       body(c);
       c.settle_check();  // bodies that never waited (one rank, empty buffers, barrier)

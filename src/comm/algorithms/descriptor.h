@@ -4,11 +4,11 @@
 // Algorithm. At the start of a collective (when CommOptions::verify_collectives is on, and
 // always for a barrier) every rank posts its 64-byte descriptor {seq, kind, dtype, count, hash
 // of the counts vector, reduce op, root, allreduce algorithm} to every other rank and posts
-// receives for theirs: 2(n-1) fixed-size messages, so the exchange cannot itself mismatch in
-// size. It runs concurrently with the collective's data: the data messages carry a 31-bit hash
-// of the descriptor in their tag (collective_context.h), so ranks whose descriptors differ never
-// match each other's data, and the collective's first wait settles the exchange (waits for all
-// n descriptors) before it waits for data. The check therefore costs no extra round trip.
+// receives for theirs: 2(n-1) messages of bounded size, so the exchange cannot itself overrun a
+// buffer. The exchange is settled (all n descriptors in) before the collective posts any separate
+// data message (communicator.cc: abandoned data operations upset Gloo's bookkeeping); the data
+// messages also carry a 31-bit hash of the descriptor in their tag (collective_context.h), so
+// ranks whose descriptors differ could never match each other's data anyway.
 // Every rank then holds all n descriptors and compares them all; if any differs from rank 0's,
 // every rank throws the same MismatchError, e.g.
 //   collective #12 mismatch: rank 0 called allreduce(float32, count=100, sum) but rank 1 called
