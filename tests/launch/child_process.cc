@@ -1,5 +1,8 @@
 #include "launch/child_process.h"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -120,6 +123,18 @@ ChildResult run_dtrain(const std::vector<std::string>& args, const std::filesyst
   argv.insert(argv.end(), args.begin(), args.end());
   ChildProcess child(argv, dir, env);
   return child.wait(limit);
+}
+
+uint16_t free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
 }
 
 }  // namespace dtrain::testing

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -56,6 +57,9 @@ std::string read_file(const std::filesystem::path& path);
 // Waits until pred() holds, checking every 20 ms; false if `limit` passed first.
 template <typename Pred>
 bool wait_until(Pred pred, std::chrono::milliseconds limit);
+
+// A loopback port that was free a moment ago (bind to port 0, read it, close).
+uint16_t free_port();
 
 // The dtrain binary under test.
 std::string dtrain_binary();

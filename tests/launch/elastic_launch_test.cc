@@ -77,18 +77,6 @@ TEST(ElasticLaunchTest, BadElasticFlagsAreUsageErrors) {
   EXPECT_TRUE(contains(r.err, "--join needs --store")) << r.err;
 }
 
-uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // A second launcher joins a running elastic job: same run id, fresh worker ids after node 0's.
 TEST(ElasticLaunchTest, JoiningLauncherGetsFreshWorkerIds) {
   TempDir dir;

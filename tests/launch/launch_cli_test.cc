@@ -215,18 +215,6 @@ TEST(LaunchCliTest, SeveralNodesNeedASecret) {
   EXPECT_TRUE(contains(r.err, "DTRAIN_SECRET")) << r.err;
 }
 
-uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // Two launchers on this machine play two nodes: node 0 hosts the store, node 1 joins and learns
 // the run id from it; ranks are node_rank * nproc + local rank.
 TEST(LaunchCliTest, TwoNodesShareOneStoreAndRunId) {
