@@ -1,7 +1,7 @@
 // dtrain allreduce peer of the allreduce benchmark.
 //
 //   dtrain_allreduce_peer --world N --plan BYTES:WARMUP:ITERS,...
-//       [--algos auto,ring,rd] [--verify 1|0] [--store file|tcp] [--timeout-s S]
+//       [--algos auto,ring,rd,direct] [--verify 1|0] [--store file|tcp] [--timeout-s S]
 //
 // Forks N rank processes; each builds a Communicator::create_gloo over a dtrain FileStore in a
 // fresh temp folder (or a TcpStore served by the parent: --store tcp) and allreduces float32 sums
@@ -35,7 +35,7 @@ namespace {
 constexpr std::chrono::seconds kDefaultTimeout{600};
 
 struct DtrainPeerConfig {
-  std::vector<std::string> algos;  // "auto", "ring", "rd"
+  std::vector<std::string> algos;  // "auto", "ring", "rd", "direct"
   bool verify = true;
   std::string store_kind = "file";
   std::string store_where;  // folder (file) or host:port (tcp)
@@ -45,19 +45,22 @@ struct DtrainPeerConfig {
 AllreduceAlgorithm to_algorithm(const std::string& name) {
   if (name == "ring") return AllreduceAlgorithm::kRing;
   if (name == "rd") return AllreduceAlgorithm::kRecursiveDoubling;
+  if (name == "direct") return AllreduceAlgorithm::kDirect;
   return AllreduceAlgorithm::kAuto;
 }
 
-std::string algorithm_that_ran(const CommOptions& options, size_t bytes) {
-  switch (options.allreduce_algorithm) {
+std::string algorithm_that_ran(const CommOptions& options, int world, size_t bytes) {
+  switch (choose_allreduce_algorithm(options, world, bytes)) {
     case AllreduceAlgorithm::kRing:
       return "ring";
     case AllreduceAlgorithm::kRecursiveDoubling:
       return "recursive_doubling";
+    case AllreduceAlgorithm::kDirect:
+      return "direct";
     case AllreduceAlgorithm::kAuto:
       break;
   }
-  return bytes <= options.small_allreduce_bytes ? "recursive_doubling" : "ring";
+  return "auto";
 }
 
 std::shared_ptr<Store> open_store(const DtrainPeerConfig& config) {
@@ -101,7 +104,7 @@ int run_rank(int rank, const PeerArgs& args, const DtrainPeerConfig& config) {
       if (rank == 0) {
         std::string variant = algo + (config.verify ? "" : ",noverify");
         std::cout << result_line("dtrain", variant, args.world, size, summarize(seconds),
-                                 algorithm_that_ran(options, size.bytes), ok)
+                                 algorithm_that_ran(options, args.world, size.bytes), ok)
                   << std::endl;
       }
     }
@@ -115,8 +118,8 @@ int peer_main(int argc, char** argv) {
   DtrainPeerConfig config;
   std::stringstream list(args.extra.count("algos") ? args.extra["algos"] : "auto");
   for (std::string a; std::getline(list, a, ',');) {
-    if (a != "auto" && a != "ring" && a != "rd") {
-      throw std::invalid_argument("--algos takes auto,ring,rd");
+    if (a != "auto" && a != "ring" && a != "rd" && a != "direct") {
+      throw std::invalid_argument("--algos takes auto,ring,rd,direct");
     }
     config.algos.push_back(a);
   }

@@ -29,9 +29,10 @@
 namespace dtrain {
 
 enum class AllreduceAlgorithm : uint8_t {
-  kAuto = 0,               // by message size (small_allreduce_bytes)
+  kAuto = 0,               // by world and message size (CommOptions, docs/communication.md)
   kRing = 1,               // reduce-scatter + allgather around a ring: bandwidth-optimal, large messages
   kRecursiveDoubling = 2,  // log2(n) exchanges of the whole buffer: latency-optimal, small messages
+  kDirect = 3,             // every rank sends its input to every other rank: one step, tiny messages
 };
 
 struct CommOptions {
@@ -42,8 +43,12 @@ struct CommOptions {
   // Exchange a descriptor (op, dtype, count, op, root) before each collective to detect mismatches.
   bool verify_collectives = true;
   AllreduceAlgorithm allreduce_algorithm = AllreduceAlgorithm::kAuto;
-  // With kAuto: messages of at most this many bytes use recursive doubling, larger ones the ring.
-  size_t small_allreduce_bytes = 64 * 1024;
+  // kAuto picks, for a message of b bytes among n ranks:
+  //   n == 2: recursive doubling at every size (as many bytes as the ring, half the steps);
+  //   b * (n - 1) <= direct_allreduce_bytes: direct (one step);
+  //   b <= small_allreduce_bytes: recursive doubling; else the ring.
+  size_t direct_allreduce_bytes = 512 * 1024;
+  size_t small_allreduce_bytes = 512 * 1024;
   // Address the transport listens on (loopback by default; a NIC's address for several machines).
   std::string hostname = "127.0.0.1";
 };
@@ -55,6 +60,10 @@ struct CommStats {
   uint64_t operations = 0;
   double seconds_in_operations = 0;  // wall time spent executing operations
 };
+
+// The algorithm an allreduce of `bytes` bytes among `size` ranks uses under `options` (kAuto
+// resolved as described at CommOptions). The same on every rank for the same inputs.
+AllreduceAlgorithm choose_allreduce_algorithm(const CommOptions& options, int size, size_t bytes);
 
 class Communicator {
  public:

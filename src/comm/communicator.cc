@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "comm/algorithms/allgather.h"
+#include "comm/algorithms/allreduce_direct.h"
 #include "comm/algorithms/allreduce_recursive_doubling.h"
 #include "comm/algorithms/allreduce_ring.h"
 #include "comm/algorithms/alltoall.h"
@@ -66,6 +67,14 @@ Communicator::Communicator(std::unique_ptr<Transport> transport, CommOptions opt
 
 Communicator::~Communicator() = default;
 
+AllreduceAlgorithm choose_allreduce_algorithm(const CommOptions& o, int size, size_t bytes) {
+  if (o.allreduce_algorithm != AllreduceAlgorithm::kAuto) return o.allreduce_algorithm;
+  if (size <= 2) return AllreduceAlgorithm::kRecursiveDoubling;
+  if (bytes * static_cast<size_t>(size - 1) <= o.direct_allreduce_bytes) return AllreduceAlgorithm::kDirect;
+  return bytes <= o.small_allreduce_bytes ? AllreduceAlgorithm::kRecursiveDoubling
+                                          : AllreduceAlgorithm::kRing;
+}
+
 int Communicator::rank() const { return impl_->transport().rank(); }
 int Communicator::size() const { return impl_->transport().size(); }
 
@@ -105,32 +114,31 @@ Fn collective(CollectiveDescriptor d, bool verify, std::function<void(Collective
   };
 }
 
-AllreduceAlgorithm choose_allreduce(const CommOptions& o, size_t bytes) {
-  if (o.allreduce_algorithm != AllreduceAlgorithm::kAuto) return o.allreduce_algorithm;
-  return bytes <= o.small_allreduce_bytes ? AllreduceAlgorithm::kRecursiveDoubling
-                                          : AllreduceAlgorithm::kRing;
-}
-
-Fn make_allreduce(const CommOptions& o, void* data, size_t count, DType dtype, ReduceOp op) {
+Fn make_allreduce(const CommOptions& o, int size, void* data, size_t count, DType dtype,
+                  ReduceOp op) {
   check_buffer(data, count, "allreduce");
   check_reducible(dtype, "allreduce");
-  auto algorithm = choose_allreduce(o, count * dtype_size(dtype));
+  auto algorithm = choose_allreduce_algorithm(o, size, count * dtype_size(dtype));
   auto d = descriptor(CollectiveKind::kAllreduce, dtype, count);
   d.op = static_cast<uint8_t>(op);
   d.algorithm = static_cast<uint8_t>(algorithm);
   InlinePlan plan;
   const size_t bytes = count * dtype_size(dtype);
-  if (algorithm == AllreduceAlgorithm::kRecursiveDoubling && bytes <= algorithms::kInlineMaxBytes) {
+  if (algorithm == AllreduceAlgorithm::kRecursiveDoubling) {
     plan = [=](const CollectiveContext& c) {
       return algorithms::InlineSend{algorithms::recursive_doubling_input_peer(c.rank(), c.size()),
-                                    data, bytes};
+                                    false, data, algorithms::rd_inline_bytes(bytes, c.size())};
     };
+  } else if (algorithm == AllreduceAlgorithm::kDirect && bytes <= algorithms::inline_max_bytes(size)) {
+    plan = [=](const CollectiveContext&) { return algorithms::InlineSend{-1, true, data, bytes}; };
   }
   return collective(
       d, o.verify_collectives,
       [=](CollectiveContext& c) {
         if (algorithm == AllreduceAlgorithm::kRing) {
           algorithms::allreduce_ring(c, data, count, dtype, op);
+        } else if (algorithm == AllreduceAlgorithm::kDirect) {
+          algorithms::allreduce_direct(c, data, count, dtype, op);
         } else {
           algorithms::allreduce_recursive_doubling(c, data, count, dtype, op);
         }
@@ -215,10 +223,10 @@ void check_peer(int peer, int rank, int size, const char* what) {
 }  // namespace
 
 std::shared_ptr<Work> Communicator::allreduce_async(void* data, size_t count, DType dtype, ReduceOp op) {
-  return impl_->submit("allreduce", make_allreduce(options_, data, count, dtype, op), false);
+  return impl_->submit("allreduce", make_allreduce(options_, size(), data, count, dtype, op), false);
 }
 void Communicator::allreduce(void* data, size_t count, DType dtype, ReduceOp op) {
-  finish(impl_->submit("allreduce", make_allreduce(options_, data, count, dtype, op), true));
+  finish(impl_->submit("allreduce", make_allreduce(options_, size(), data, count, dtype, op), true));
 }
 
 std::shared_ptr<Work> Communicator::broadcast_async(void* data, size_t count, DType dtype, int root) {

@@ -1,6 +1,7 @@
 // Every collective x every dtype x world sizes 1..5 x sizes {0, 1, odd, > small threshold},
 // ranks as threads over a MemoryStore, results against closed-form answers. The >= 16 MiB
-// cases run for float32 and bfloat16 at world sizes 2, 4 and 5 (CollectivesLarge).
+// cases run for float32 and bfloat16 at world sizes 2, 4 and 5 (CollectivesLarge). Each
+// allreduce algorithm is also forced on its own (AllreduceAlgorithms).
 #include <gtest/gtest.h>
 
 #include "collectives_check.h"
@@ -42,6 +43,63 @@ void run_large(int n) {
 TEST(CollectivesLarge, World2) { run_large(2); }
 TEST(CollectivesLarge, World4) { run_large(4); }
 TEST(CollectivesLarge, World5) { run_large(5); }
+
+// Each allreduce algorithm forced, whatever kAuto would pick, at sizes that cover the inline
+// first message (descriptor.h), several pipeline segments and non-power-of-two worlds.
+void run_allreduce_algorithm(int n, AllreduceAlgorithm algorithm) {
+  run_threads(n, [n, algorithm](int rank, std::shared_ptr<Store> store) {
+    CommOptions options = test_options(std::chrono::seconds(60));
+    options.allreduce_algorithm = algorithm;
+    auto comm = Communicator::create_gloo(store, rank, n, options);
+    for (size_t count : {size_t{1}, size_t{1001}, size_t{40001}, size_t{700001}}) {
+      for (DType dtype : {DType::kFloat32, DType::kFloat64, DType::kInt32, DType::kBFloat16}) {
+        for (ReduceOp op : {ReduceOp::kSum, ReduceOp::kMax}) {
+          TypedBuffer buf(dtype, count);
+          buf.fill([&](size_t i) { return input_value(rank, i); });
+          comm->allreduce(buf.data(), count, dtype, op);
+          ASSERT_EQ(compare("allreduce", count, dtype,
+                            [&](size_t i) { return expected_reduction(n, i, op, dtype); },
+                            [&](size_t i) { return buf.at(i); }),
+                    "")
+              << "rank " << rank << "/" << n << ", algorithm " << static_cast<int>(algorithm);
+        }
+      }
+    }
+  });
+}
+
+std::string algorithm_case_name(
+    const ::testing::TestParamInfo<std::tuple<int, AllreduceAlgorithm>>& info) {
+  static const char* const names[] = {"auto", "ring", "rd", "direct"};
+  return std::string(names[static_cast<int>(std::get<1>(info.param))]) + "_world" +
+         std::to_string(std::get<0>(info.param));
+}
+
+class AllreduceAlgorithms : public ::testing::TestWithParam<std::tuple<int, AllreduceAlgorithm>> {};
+
+TEST_P(AllreduceAlgorithms, MatchClosedForm) {
+  run_allreduce_algorithm(std::get<0>(GetParam()), std::get<1>(GetParam()));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    ForcedAlgorithm, AllreduceAlgorithms,
+    ::testing::Combine(::testing::Values(2, 3, 4, 5),
+                       ::testing::Values(AllreduceAlgorithm::kRing,
+                                         AllreduceAlgorithm::kRecursiveDoubling,
+                                         AllreduceAlgorithm::kDirect)),
+    algorithm_case_name);
+
+// kAuto's choice: two ranks always recursive doubling; tiny messages direct on more ranks.
+TEST(AllreduceAlgorithms, AutoChoice) {
+  CommOptions o;
+  EXPECT_EQ(choose_allreduce_algorithm(o, 2, 4), AllreduceAlgorithm::kRecursiveDoubling);
+  EXPECT_EQ(choose_allreduce_algorithm(o, 2, size_t{64} << 20), AllreduceAlgorithm::kRecursiveDoubling);
+  EXPECT_EQ(choose_allreduce_algorithm(o, 4, 4096), AllreduceAlgorithm::kDirect);
+  EXPECT_EQ(choose_allreduce_algorithm(o, 4, size_t{256} << 10), AllreduceAlgorithm::kRecursiveDoubling);
+  EXPECT_EQ(choose_allreduce_algorithm(o, 4, size_t{4} << 20), AllreduceAlgorithm::kRing);
+  o.allreduce_algorithm = AllreduceAlgorithm::kRing;
+  EXPECT_EQ(choose_allreduce_algorithm(o, 2, 4), AllreduceAlgorithm::kRing);
+}
 
 }  // namespace
 }  // namespace dtrain::testing

@@ -1,5 +1,6 @@
 #include "comm/algorithms/descriptor.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "dtrain/communicator.h"
@@ -43,6 +44,7 @@ std::string algorithm_name(uint8_t a) {
   switch (static_cast<AllreduceAlgorithm>(a)) {
     case AllreduceAlgorithm::kRing: return "ring";
     case AllreduceAlgorithm::kRecursiveDoubling: return "recursive doubling";
+    case AllreduceAlgorithm::kDirect: return "direct";
     default: return "auto";
   }
 }
@@ -123,30 +125,42 @@ uint32_t descriptor_check(const CollectiveDescriptor& d) {
   return folded == 0 ? 1 : folded;
 }
 
+size_t inline_max_bytes(int n) {
+  const size_t share = (size_t{4} << 20) / static_cast<size_t>(std::max(n, 1)) & ~size_t{63};
+  return std::clamp(share, size_t{64} << 10, size_t{512} << 10);
+}
+
 void DescriptorExchange::start(CollectiveContext& c, const CollectiveDescriptor& mine,
                                InlineSend inline_send) {
   const int n = c.size(), me = c.rank();
   all_.assign(n, CollectiveDescriptor{});
   all_[me] = mine;
-  if (inline_send.peer >= 0 && inline_send.bytes > kInlineMaxBytes) {
+  slot_bytes_ = sizeof(CollectiveDescriptor) + inline_max_bytes(n);
+  if (inline_send.all_peers) inline_send.peer = -1;
+  const bool any_inline = inline_send.all_peers || inline_send.peer >= 0;
+  if (any_inline && inline_send.bytes > inline_max_bytes(n)) {
     throw InvalidArgumentError("descriptor exchange: inline message too large");
   }
   if (n > 1) {
-    slots_ = c.scratch.buffer(kScratchDescriptorsIn, kSlotBytes * n);
+    slots_ = c.scratch.buffer(kScratchDescriptorsIn, slot_bytes_ * n);
     for (int p = 0; p < n; ++p) {
-      if (p != me) recvs_.push_back(c.recv(slots_ + p * kSlotBytes, kSlotBytes, p, kPhaseDescriptor));
+      if (p != me) recvs_.push_back(c.recv(slots_ + p * slot_bytes_, slot_bytes_, p, kPhaseDescriptor));
     }
+    char* out = nullptr;  // header + inline payload, built once
+    if (any_inline) {
+      CollectiveDescriptor header = mine;
+      header.reserved = 1;
+      header.reserved2 = static_cast<uint32_t>(inline_send.bytes);
+      out = c.scratch.buffer(kScratchDescriptorOut, sizeof(header) + inline_send.bytes);
+      std::memcpy(out, &header, sizeof(header));
+      if (inline_send.bytes > 0) std::memcpy(out + sizeof(header), inline_send.data, inline_send.bytes);
+    }
+    inline_all_ = inline_send.all_peers;
     for (int p = 0; p < n; ++p) {
       if (p == me) continue;
-      if (p == inline_send.peer) {
-        CollectiveDescriptor header = mine;
-        header.reserved = 1;
-        header.reserved2 = static_cast<uint32_t>(inline_send.bytes);
-        char* out = c.scratch.buffer(kScratchDescriptorOut, sizeof(header) + inline_send.bytes);
-        std::memcpy(out, &header, sizeof(header));
-        if (inline_send.bytes > 0) std::memcpy(out + sizeof(header), inline_send.data, inline_send.bytes);
-        sends_.push_back(c.send(out, sizeof(header) + inline_send.bytes, p, kPhaseDescriptor));
-        inline_peer_ = p;
+      if (inline_all_ || p == inline_send.peer) {
+        sends_.push_back(c.send(out, sizeof(CollectiveDescriptor) + inline_send.bytes, p, kPhaseDescriptor));
+        if (!inline_all_) inline_peer_ = p;
       } else {
         sends_.push_back(c.send(&all_[me], sizeof(CollectiveDescriptor), p, kPhaseDescriptor));
       }
@@ -163,7 +177,7 @@ void DescriptorExchange::settle(CollectiveContext& c) {
   recvs_.clear();
   sends_.clear();
   for (int p = 0; p < c.size(); ++p) {
-    if (p != c.rank()) std::memcpy(&all_[p], slots_ + p * kSlotBytes, sizeof(CollectiveDescriptor));
+    if (p != c.rank()) std::memcpy(&all_[p], slots_ + p * slot_bytes_, sizeof(CollectiveDescriptor));
   }
   std::string mismatch = compare_descriptors(all_);
   if (!mismatch.empty()) throw MismatchError(mismatch);
@@ -172,7 +186,7 @@ void DescriptorExchange::settle(CollectiveContext& c) {
 const char* DescriptorExchange::received_inline_from(int peer) const {
   if (slots_ == nullptr || peer < 0 || peer >= static_cast<int>(all_.size())) return nullptr;
   if (all_[peer].reserved != 1) return nullptr;
-  return slots_ + peer * kSlotBytes + sizeof(CollectiveDescriptor);
+  return slots_ + peer * slot_bytes_ + sizeof(CollectiveDescriptor);
 }
 
 }  // namespace dtrain::algorithms

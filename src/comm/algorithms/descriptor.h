@@ -21,11 +21,16 @@
 //
 // Inline first messages. A descriptor message may carry, after its 64 bytes, the collective's
 // first data message to that peer when that message is ready at the start (the caller's input,
-// at most kInlineMaxBytes): recursive doubling sends its input this way, so with two ranks a
-// verified allreduce is one message each way, the same as an unverified one. Every receive on
-// the descriptor tag is posted with room for 64 + kInlineMaxBytes bytes (Gloo accepts a shorter
-// message than the posted size, never a longer one), so mismatched ranks can never overrun a
-// buffer whatever they send. The descriptor's `reserved` field flags an inline payload and
+// at most inline_max_bytes(n)): recursive doubling sends its input this way, so with two ranks
+// a verified allreduce of up to 512 KiB is one message each way, the same as an unverified one.
+// This matters on loopback, where a separate message after the check costs the receiver's
+// "ready" notification (Gloo's unbound buffers) and a data message in turn: inlining cut a
+// 128-256 KiB allreduce on two ranks from ~140 us to ~80-100 us, for a copy of the input into
+// the outgoing message. Every receive on the descriptor tag is posted with room for 64 +
+// inline_max_bytes(n) bytes (Gloo accepts a shorter message than the posted size, never a
+// longer one), so mismatched ranks can never overrun a buffer whatever they send; the limit
+// shrinks with the world size (4 MiB / n, between 64 KiB and 512 KiB) to bound that scratch.
+// The descriptor's `reserved` field flags an inline payload and
 // `reserved2` holds its size; neither is compared.
 #pragma once
 
@@ -78,14 +83,16 @@ uint64_t hash_counts(const std::vector<size_t>& counts);
 // "allreduce(float32, count=100, sum)".
 std::string describe(const CollectiveDescriptor& d);
 
-// Largest data message sent inline with a descriptor.
-inline constexpr size_t kInlineMaxBytes = 64 * 1024;
+// Largest data message sent inline with a descriptor among n ranks: 4 MiB / n, rounded down
+// to 64 bytes, clamped to [64 KiB, 512 KiB] (a multiple of every element size).
+size_t inline_max_bytes(int n);
 
-// The first data message to one peer, sent inside the descriptor message.
+// The first data message to one peer (or to every peer), sent inside the descriptor message.
 struct InlineSend {
   int peer = -1;  // -1: none
+  bool all_peers = false;  // the same message to every peer (peer ignored)
   const void* data = nullptr;
-  size_t bytes = 0;  // at most kInlineMaxBytes
+  size_t bytes = 0;  // at most inline_max_bytes(n)
 };
 
 // 31-bit hash of a descriptor (never 0), folded into the data tags.
@@ -99,14 +106,15 @@ class DescriptorExchange : public PendingCheck {
  public:
   void start(CollectiveContext& c, const CollectiveDescriptor& mine, InlineSend inline_send = {});
   void settle(CollectiveContext& c) override;
-  bool sent_inline_to(int peer) const override { return peer == inline_peer_; }
+  bool sent_inline_to(int peer) const override { return inline_all_ || peer == inline_peer_; }
   const char* received_inline_from(int peer) const override;
 
  private:
-  static constexpr size_t kSlotBytes = sizeof(CollectiveDescriptor) + kInlineMaxBytes;
   std::vector<CollectiveDescriptor> all_;
-  char* slots_ = nullptr;  // scratch: one kSlotBytes slot per rank (own slot unused)
+  size_t slot_bytes_ = 0;  // 64 + inline_max_bytes(n)
+  char* slots_ = nullptr;  // scratch: one slot_bytes_ slot per rank (own slot unused)
   int inline_peer_ = -1;
+  bool inline_all_ = false;
   std::vector<std::unique_ptr<TransportOp>> recvs_, sends_;
 };
 
