@@ -33,6 +33,10 @@ class CastCodec : public Codec {
 // Number of elements top-k / random-k keep of n: ceil(ratio * n) clamped to [1, n] (0 if n = 0).
 size_t kept_count(double ratio, size_t n);
 
+// The k-th largest of |data[i]| (NaN ranking as +inf), 1 <= k <= n, exact; fast when k << n
+// (Note [top-k selection] in sparse_codecs.cc). `scratch` is reused between calls.
+float kth_largest_magnitude(const float* data, size_t n, size_t k, std::vector<float>& scratch);
+
 // topk:R — the k largest magnitudes as (u32 index ascending, f32 value) pairs; ties go to the
 // lower index. Biased; gathered.
 class TopKCodec : public Codec {

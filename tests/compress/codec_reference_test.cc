@@ -61,6 +61,35 @@ TEST(CodecReferenceTest, TopKKeepsExactlyTheKLargestMagnitudes) {
   }
 }
 
+// Large tensors take the sampled-threshold path (Note [top-k selection]): it must give exactly
+// the full selection's answer, also where the sample misleads (magnitudes sorted, so the strided
+// sample sees mostly small values; heavy ties; a few huge outliers).
+TEST(CodecReferenceTest, TopKSampledSelectionIsExact) {
+  const size_t n = 1u << 20;
+  std::vector<std::vector<float>> inputs;
+  inputs.push_back(gaussian_vector(n, 11));
+  std::vector<float> sorted = gaussian_vector(n, 12);
+  std::sort(sorted.begin(), sorted.end(), [](float a, float b) { return std::fabs(a) < std::fabs(b); });
+  inputs.push_back(sorted);
+  std::vector<float> ties(n);
+  for (size_t i = 0; i < n; ++i) ties[i] = static_cast<float>(i % 5) - 2.0f;
+  inputs.push_back(ties);
+  std::vector<float> outliers(n, 1e-3f);
+  for (size_t i = 0; i < n; i += 9973) outliers[i] = 1e6f + static_cast<float>(i);
+  inputs.push_back(outliers);
+  for (double ratio : {0.001, 0.01, 0.05}) {
+    const size_t k = compress::kept_count(ratio, n);
+    for (size_t c = 0; c < inputs.size(); ++c) {
+      std::vector<float> scratch;
+      float t = compress::kth_largest_magnitude(inputs[c].data(), n, k, scratch);
+      std::vector<float> m(n);
+      for (size_t i = 0; i < n; ++i) m[i] = std::fabs(inputs[c][i]);
+      std::nth_element(m.begin(), m.begin() + (k - 1), m.end(), std::greater<float>());
+      EXPECT_EQ(t, m[k - 1]) << "case " << c << " ratio " << ratio;
+    }
+  }
+}
+
 TEST(CodecReferenceTest, TopKBreaksTiesTowardLowerIndices) {
   std::vector<float> x = {1, -2, 2, 0.5f, -2, 2};
   compress::TopKCodec codec(0.5);  // k = 3 of the four magnitude-2 entries
