@@ -74,6 +74,11 @@ def run_dtrain(args, model, world, seed, no_comm=False):
             "comm_ms_per_step": 1000.0 * comm / max(1, steps), "load_before": load}
 
 
+# dtrain keeps freed large blocks in its heap (Note [malloc tuning], src/cli/main.cc); the peer
+# gets the same glibc setting through the environment, so neither pays page faults per step.
+TORCH_ENV = dict(os.environ, MALLOC_MMAP_THRESHOLD_="2000000000", MALLOC_TRIM_THRESHOLD_="2000000000")
+
+
 def run_torch(args, model, world, seed, no_comm=False):
     cmd = [args.python, PEER, "--world", str(world), "--model", model, "--epochs", "1",
            "--seed", str(seed),
@@ -81,7 +86,7 @@ def run_torch(args, model, world, seed, no_comm=False):
     if no_comm:
         cmd += ["--no-sync"]
     load = load_average()
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=TORCH_ENV)
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
     r = json.loads(p.stdout.strip().splitlines()[-1])
