@@ -5,7 +5,8 @@
 #
 #   bench/compression/run_codecs.sh BUILD_DIR [OUT_DIR]
 # Environment: NPROC (4), STEPS (300), BATCH (global, 128), CODECS (space-separated specs),
-#              WARMUP (compress_warmup_steps, 0), EXTRA (more dtrain flags).
+#              WARMUP (compress_warmup_steps, 0), EPOCHS (1: with STEPS, whichever ends
+#              first), SEED (1), EXTRA (more dtrain flags).
 set -euo pipefail
 build=${1:?usage: run_codecs.sh BUILD_DIR [OUT_DIR]}
 out=${2:-$(mktemp -d -t dtrain-compress-XXXXXX)}
@@ -13,6 +14,8 @@ nproc=${NPROC:-4}
 steps=${STEPS:-300}
 batch=${BATCH:-128}
 warmup=${WARMUP:-0}
+epochs=${EPOCHS:-1}
+seed=${SEED:-1}
 codecs=${CODECS:-"none fp16 bf16 topk:0.01 randomk:0.01 qsgd:15 sign 2bit:0.5 powersgd:2"}
 mkdir -p "$out"
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,7 +24,7 @@ for codec in $codecs; do
   echo "== $codec" >&2
   # Evaluation only at the end (eval_every = steps), one train metrics line at the end.
   "$build/dtrain" run --nproc "$nproc" --model cnn --dataset fashion-mnist \
-    --global-batch "$batch" --max-steps "$steps" --epochs 1 --eval-every "$steps" \
+    --global-batch "$batch" --max-steps "$steps" --epochs "$epochs" --seed "$seed" --eval-every "$steps" \
     --log-every "$steps" --compress "$codec" --compress-warmup-steps "$warmup" --quiet \
     --metrics "$out/$name.jsonl" ${EXTRA:-} > "$out/$name.log" 2>&1 ||
     { echo "failed: $codec (see $out/$name.log)" >&2; tail -5 "$out/$name.log" >&2; }

@@ -42,6 +42,11 @@ namespace dtrain {
 struct DdpOptions {
   size_t bucket_bytes = size_t{25} << 20;      // ~25 MB buckets, like PyTorch DDP
   size_t first_bucket_bytes = size_t{1} << 20; // a small first bucket starts communication early
+  // The parameters registered first (whose gradients come last in backward) go into a bucket of
+  // their own while they total at most this many bytes, so the bucket that is exposed after
+  // backward is small and everything before it overlaps the rest of backward (Note [DDP
+  // bucketing]). 0: no such tail bucket.
+  size_t last_bucket_bytes = size_t{64} << 10;
   int local_sgd_period = 0;                    // 0: synchronize gradients every step; H: average params every H steps
   bool broadcast_buffers = true;               // broadcast buffers (e.g. BatchNorm stats) from rank 0 each step
   // Codec spec for gradient buckets: none | fp16 | bf16 | topk:R | randomk:R | qsgd:L | sign |

@@ -39,6 +39,36 @@ TEST(DdpReducer, BucketsFollowReverseParameterOrder) {
   });
 }
 
+// Note [DDP bucketing]: the LeNet's convolutions (registered first, their gradients come last,
+// ~10 KB) get a tail bucket of their own; the fully connected layers fill the first bucket.
+TEST(DdpReducer, FirstLayersGetASmallTailBucket) {
+  testing::run_rank_threads(2, [](Communicator& comm) {
+    ModelOptions mo;
+    mo.name = "cnn";
+    mo.in_channels = 1;
+    mo.image_size = 28;
+    mo.num_classes = 10;
+    ModelHandle model = make_model(mo);
+    auto named = model.module->named_parameters();
+    {
+      DistributedDataParallel ddp(model.module, comm);
+      ASSERT_EQ(ddp.num_buckets(), 2);
+      size_t tail_bytes = 0;
+      for (size_t i = 0; i < named.size(); ++i) {
+        bool conv = named[i].key().find("conv") != std::string::npos;
+        EXPECT_EQ(ddp.bucket_of_parameter()[i], conv ? 1 : 0) << named[i].key();
+        if (conv) tail_bytes += named[i].value().numel() * sizeof(float);
+      }
+      EXPECT_GT(tail_bytes, 0u);
+      EXPECT_LE(tail_bytes, DdpOptions{}.last_bucket_bytes);
+    }
+    DdpOptions off;
+    off.last_bucket_bytes = 0;
+    DistributedDataParallel one(model.module, comm, off);
+    EXPECT_EQ(one.num_buckets(), 1);
+  });
+}
+
 TEST(DdpReducer, StartBroadcastsRankZerosParameters) {
   std::mutex mutex;
   std::vector<torch::Tensor> first(2);
