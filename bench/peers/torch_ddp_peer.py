@@ -10,11 +10,13 @@ per worker, and prints one JSON object on stdout:
 Run with Debian's /usr/bin/python3 (python3-torch):
   /usr/bin/python3 bench/peers/torch_ddp_peer.py --world 2 --model mlp --epochs 1 --batch 64
 
-Settings that match dtrain's: the models (MlpImpl / LeNetImpl of include/dtrain/model_zoo.h, whose
-fan-in uniform initialisation equals torch's default), the normalisation (mean 0.2860, std 0.3530),
-SGD with momentum 0.9 and lr 0.05, the data order scheme (one permutation of the training split per
-epoch; step s uses positions [s*G, (s+1)*G), rank r its contiguous slice of P = G / world), the last
-incomplete global batch dropped, DDP's default buckets (25 MiB, first bucket 1 MiB).
+Settings that match dtrain's: the models (MlpImpl / LeNetImpl of include/dtrain/model_zoo.h) with
+the very same initial parameters (dtrain_init replays dtrain's seeded initialisation with the same
+LibTorch generator), the normalisation (mean 0.2860, std 0.3530), SGD with momentum 0.9 and lr
+0.05, the very same data order (dtrain_permutation replays dtrain's seeded shuffle; step s uses
+positions [s*G, (s+1)*G), rank r its contiguous slice of P = G / world), the last incomplete global
+batch dropped, DDP's default buckets (25 MiB, first bucket 1 MiB). With the same --seed both
+systems therefore run the same computation, up to the order of floating-point sums.
 Timing: from a barrier before the first step to a barrier after the last, evaluation excluded.
 The data set is read once in the parent, before the workers are forked (they share it), so
 start-up costs one torch import.
@@ -89,6 +91,53 @@ class Cnn(nn.Module):
         return self.f3(F.relu(self.f2(x)))
 
 
+MASK64 = (1 << 64) - 1
+
+
+def splitmix64_next(state):
+    """dtrain's splitmix64 (src/data/sampler.cc): returns (new state, output)."""
+    state = (state + 0x9E3779B97F4A7C15) & MASK64
+    z = state
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return state, z ^ (z >> 31)
+
+
+def dtrain_permutation(n, seed, epoch):
+    """The order dtrain's DistributedSampler gives epoch `epoch` (seeded_permutation): the same
+    Fisher-Yates shuffle driven by the same splitmix64 stream, so both systems see the same
+    batches in the same order."""
+    order = list(range(n))
+    state, out = splitmix64_next(seed & MASK64)
+    state = out ^ ((epoch * 0xD1B54A32D192ED03) & MASK64)
+    state, out = splitmix64_next(state)
+    state = out
+    for i in range(n - 1, 0, -1):
+        bound = i + 1
+        limit = MASK64 - (MASK64 % bound)
+        state, x = splitmix64_next(state)
+        while x >= limit:
+            state, x = splitmix64_next(state)
+        j = x % bound
+        order[i], order[j] = order[j], order[i]
+    return torch.tensor(order, dtype=torch.int64)
+
+
+def dtrain_init(model, seed):
+    """dtrain's init_parameters (src/models/init.cc): one CPU generator seeded with `seed`, each
+    Linear/Conv2d in registration order draws weight then bias from U(-1/sqrt(fan_in), +...).
+    LibTorch's generator and uniform_ kernel are the ones this torch uses, so the values match."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                fan_in = m.weight[0].numel()
+                bound = 1.0 / max(fan_in, 1) ** 0.5
+                m.weight.uniform_(-bound, bound, generator=g)
+                if m.bias is not None:
+                    m.bias.uniform_(-bound, bound, generator=g)
+
+
 def worker(rank, args, init_file, data, out_q):
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
@@ -97,14 +146,14 @@ def worker(rank, args, init_file, data, out_q):
                                 world_size=args.world)
     (xtr, ytr), (xte, yte) = data
     model = Mlp() if args.model == "mlp" else Cnn()
+    dtrain_init(model, args.seed)
     net = nn.parallel.DistributedDataParallel(model) if args.world > 1 else model
     opt = torch.optim.SGD(net.parameters(), lr=args.lr, momentum=0.9)
     n = xtr.shape[0]
     steps_per_epoch = n // (args.batch * args.world)
-    g = torch.Generator().manual_seed(args.seed)
     seen, t_train = 0, 0.0
     for epoch in range(args.epochs):
-        perm = torch.randperm(n, generator=g)
+        perm = dtrain_permutation(n, args.seed, epoch)
         if args.world > 1:
             dist.barrier()
         t0 = time.perf_counter()
