@@ -44,11 +44,13 @@ struct CommOptions {
   bool verify_collectives = true;
   AllreduceAlgorithm allreduce_algorithm = AllreduceAlgorithm::kAuto;
   // kAuto picks, for a message of b bytes among n ranks:
-  //   n == 2: recursive doubling at every size (as many bytes as the ring, half the steps);
-  //   b * (n - 1) <= direct_allreduce_bytes: direct (one step);
-  //   b <= small_allreduce_bytes: recursive doubling; else the ring.
+  //   n > 2 and b * (n - 1) <= direct_allreduce_bytes: direct (one step);
+  //   b * v_rd / v_ring <= small_allreduce_bytes: recursive doubling, where v_rd and v_ring are
+  //     the bytes each rank sends per input byte (log2(p), +2 if n is not a power of two p;
+  //     2(n-1)/n): up to 1 MiB on 2 ranks, 768 KiB on 4, ~455 KiB on 3;
+  //   else the ring.
   size_t direct_allreduce_bytes = 512 * 1024;
-  size_t small_allreduce_bytes = 512 * 1024;
+  size_t small_allreduce_bytes = 1024 * 1024;
   // Address the transport listens on (loopback by default; a NIC's address for several machines).
   std::string hostname = "127.0.0.1";
 };

@@ -69,10 +69,18 @@ Communicator::~Communicator() = default;
 
 AllreduceAlgorithm choose_allreduce_algorithm(const CommOptions& o, int size, size_t bytes) {
   if (o.allreduce_algorithm != AllreduceAlgorithm::kAuto) return o.allreduce_algorithm;
-  if (size <= 2) return AllreduceAlgorithm::kRecursiveDoubling;
-  if (bytes * static_cast<size_t>(size - 1) <= o.direct_allreduce_bytes) return AllreduceAlgorithm::kDirect;
-  return bytes <= o.small_allreduce_bytes ? AllreduceAlgorithm::kRecursiveDoubling
-                                          : AllreduceAlgorithm::kRing;
+  if (size > 2 && bytes * static_cast<size_t>(size - 1) <= o.direct_allreduce_bytes) {
+    return AllreduceAlgorithm::kDirect;
+  }
+  // Bytes each rank sends, per byte of input: recursive doubling log2(p) (+2 for the fold and
+  // unfold when size is not a power of two), the ring 2(n-1)/n.
+  int p = 1, rounds = 0;
+  while (p * 2 <= size) p *= 2, ++rounds;
+  const double rd_volume = rounds + (p < size ? 2.0 : 0.0);
+  const double ring_volume = 2.0 * (size - 1) / size;
+  return static_cast<double>(bytes) * rd_volume / ring_volume <= static_cast<double>(o.small_allreduce_bytes)
+             ? AllreduceAlgorithm::kRecursiveDoubling
+             : AllreduceAlgorithm::kRing;
 }
 
 int Communicator::rank() const { return impl_->transport().rank(); }

@@ -89,14 +89,18 @@ INSTANTIATE_TEST_SUITE_P(
                                          AllreduceAlgorithm::kDirect)),
     algorithm_case_name);
 
-// kAuto's choice: two ranks always recursive doubling; tiny messages direct on more ranks.
+// kAuto's choice (CommOptions): direct for tiny messages on 3+ ranks, recursive doubling up to a
+// threshold scaled by its volume against the ring's, then the ring.
 TEST(AllreduceAlgorithms, AutoChoice) {
   CommOptions o;
   EXPECT_EQ(choose_allreduce_algorithm(o, 2, 4), AllreduceAlgorithm::kRecursiveDoubling);
-  EXPECT_EQ(choose_allreduce_algorithm(o, 2, size_t{64} << 20), AllreduceAlgorithm::kRecursiveDoubling);
+  EXPECT_EQ(choose_allreduce_algorithm(o, 2, size_t{1} << 20), AllreduceAlgorithm::kRecursiveDoubling);
+  EXPECT_EQ(choose_allreduce_algorithm(o, 2, size_t{2} << 20), AllreduceAlgorithm::kRing);
   EXPECT_EQ(choose_allreduce_algorithm(o, 4, 4096), AllreduceAlgorithm::kDirect);
   EXPECT_EQ(choose_allreduce_algorithm(o, 4, size_t{256} << 10), AllreduceAlgorithm::kRecursiveDoubling);
-  EXPECT_EQ(choose_allreduce_algorithm(o, 4, size_t{4} << 20), AllreduceAlgorithm::kRing);
+  EXPECT_EQ(choose_allreduce_algorithm(o, 4, size_t{768} << 10), AllreduceAlgorithm::kRecursiveDoubling);
+  EXPECT_EQ(choose_allreduce_algorithm(o, 4, size_t{1} << 20), AllreduceAlgorithm::kRing);
+  EXPECT_EQ(choose_allreduce_algorithm(o, 3, size_t{512} << 10), AllreduceAlgorithm::kRing);
   o.allreduce_algorithm = AllreduceAlgorithm::kRing;
   EXPECT_EQ(choose_allreduce_algorithm(o, 2, 4), AllreduceAlgorithm::kRing);
 }

@@ -1,5 +1,4 @@
-// Recursive-doubling allreduce, pipelined by segments (the default for small messages, and for
-// every size on two ranks).
+// Recursive-doubling allreduce, pipelined by segments (the default for small messages).
 //
 // Algorithm. Let p be the largest power of two <= n and rem = n - p.
 //  1. Fold: among the first 2*rem ranks, each even rank sends its buffer to the odd rank above
@@ -11,8 +10,8 @@
 //     min and max, so results agree bitwise across ranks.
 //  3. Unfold: each odd rank of the first 2*rem sends the result to the even rank below it.
 // Cost: log2(p) + 2 message latencies, each moving the whole buffer. On two ranks this moves
-// exactly as many bytes as a ring (n/2 each way, twice) in one step instead of two, so it is
-// the better algorithm at every size there.
+// exactly as many bytes as a ring (n/2 each way, twice) in one step instead of two, but reduces
+// the whole buffer instead of half of it, so the ring takes over above ~1 MiB (communicator.h).
 //
 // Pipelining. The buffer is cut into segments (rd_segments: the first at most inline_max_bytes(n),
 // the rest c.segment_bytes). Every stage (fold, each round, unfold) sends segment by segment,
