@@ -144,7 +144,7 @@ void add_allreduce_bench_flags(CLI::App& app, AllreduceBenchOptions& o) {
       "bytes per size and system across timed iterations (default 512MiB)");
   app.add_option("--peers", o.peers, "peers to compare with: gloo,mpi (or none)")->delimiter(',');
   app.add_option("--dtrain-algos", o.dtrain_algos,
-                 "dtrain allreduce algorithms: auto,ring,rd,direct (the first is compared)")
+                 "dtrain allreduce algorithms: auto,ring,rd,direct,hd (the first is compared)")
       ->delimiter(',');
   app.add_flag("!--no-verify", o.dtrain_verify,
                "turn off dtrain's per-collective descriptor check");
@@ -174,8 +174,8 @@ void validate(const AllreduceBenchOptions& o) {
   }
   if (o.dtrain_algos.empty()) throw InvalidArgumentError("--dtrain-algos: at least one");
   for (const std::string& a : o.dtrain_algos) {
-    if (a != "auto" && a != "ring" && a != "rd" && a != "direct") {
-      throw InvalidArgumentError("--dtrain-algos takes auto, ring, rd, direct");
+    if (a != "auto" && a != "ring" && a != "rd" && a != "direct" && a != "hd") {
+      throw InvalidArgumentError("--dtrain-algos takes auto, ring, rd, direct, hd");
     }
   }
   if (o.dtrain_store != "file" && o.dtrain_store != "tcp") {

@@ -1,7 +1,7 @@
 // dtrain allreduce peer of the allreduce benchmark.
 //
 //   dtrain_allreduce_peer --world N --plan BYTES:WARMUP:ITERS,...
-//       [--algos auto,ring,rd,direct] [--verify 1|0] [--store file|tcp] [--timeout-s S]
+//       [--algos auto,ring,rd,direct,hd] [--verify 1|0] [--store file|tcp] [--timeout-s S]
 //
 // Forks N rank processes; each builds a Communicator::create_gloo over a dtrain FileStore in a
 // fresh temp folder (or a TcpStore served by the parent: --store tcp) and allreduces float32 sums
@@ -35,7 +35,7 @@ namespace {
 constexpr std::chrono::seconds kDefaultTimeout{600};
 
 struct DtrainPeerConfig {
-  std::vector<std::string> algos;  // "auto", "ring", "rd", "direct"
+  std::vector<std::string> algos;  // "auto", "ring", "rd", "direct", "hd"
   bool verify = true;
   std::string store_kind = "file";
   std::string store_where;  // folder (file) or host:port (tcp)
@@ -46,6 +46,7 @@ AllreduceAlgorithm to_algorithm(const std::string& name) {
   if (name == "ring") return AllreduceAlgorithm::kRing;
   if (name == "rd") return AllreduceAlgorithm::kRecursiveDoubling;
   if (name == "direct") return AllreduceAlgorithm::kDirect;
+  if (name == "hd") return AllreduceAlgorithm::kHalvingDoubling;
   return AllreduceAlgorithm::kAuto;
 }
 
@@ -57,6 +58,8 @@ std::string algorithm_that_ran(const CommOptions& options, int world, size_t byt
       return "recursive_doubling";
     case AllreduceAlgorithm::kDirect:
       return "direct";
+    case AllreduceAlgorithm::kHalvingDoubling:
+      return "halving_doubling";
     case AllreduceAlgorithm::kAuto:
       break;
   }
@@ -118,8 +121,8 @@ int peer_main(int argc, char** argv) {
   DtrainPeerConfig config;
   std::stringstream list(args.extra.count("algos") ? args.extra["algos"] : "auto");
   for (std::string a; std::getline(list, a, ',');) {
-    if (a != "auto" && a != "ring" && a != "rd" && a != "direct") {
-      throw std::invalid_argument("--algos takes auto,ring,rd,direct");
+    if (a != "auto" && a != "ring" && a != "rd" && a != "direct" && a != "hd") {
+      throw std::invalid_argument("--algos takes auto,ring,rd,direct,hd");
     }
     config.algos.push_back(a);
   }

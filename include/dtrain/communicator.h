@@ -33,6 +33,7 @@ enum class AllreduceAlgorithm : uint8_t {
   kRing = 1,               // reduce-scatter + allgather around a ring: bandwidth-optimal, large messages
   kRecursiveDoubling = 2,  // log2(n) exchanges of the whole buffer: latency-optimal, small messages
   kDirect = 3,             // every rank sends its input to every other rank: one step, tiny messages
+  kHalvingDoubling = 4,    // recursive halving + doubling (power-of-two sizes; else the ring)
 };
 
 struct CommOptions {
@@ -48,9 +49,12 @@ struct CommOptions {
   //   b * v_rd / v_ring <= small_allreduce_bytes: recursive doubling, where v_rd and v_ring are
   //     the bytes each rank sends per input byte (log2(p), +2 if n is not a power of two p;
   //     2(n-1)/n): up to 1 MiB on 2 ranks, 768 KiB on 4, ~455 KiB on 3;
+  //   n a power of two >= 4 and b <= halving_doubling_max_bytes: halving-doubling (the ring's
+  //     volume in 2 log2(n) steps);
   //   else the ring.
   size_t direct_allreduce_bytes = 512 * 1024;
   size_t small_allreduce_bytes = 1024 * 1024;
+  size_t halving_doubling_max_bytes = size_t{4} << 20;
   // Address the transport listens on (loopback by default; a NIC's address for several machines).
   std::string hostname = "127.0.0.1";
 };

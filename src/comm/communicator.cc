@@ -6,6 +6,7 @@
 
 #include "comm/algorithms/allgather.h"
 #include "comm/algorithms/allreduce_direct.h"
+#include "comm/algorithms/allreduce_halving_doubling.h"
 #include "comm/algorithms/allreduce_recursive_doubling.h"
 #include "comm/algorithms/allreduce_ring.h"
 #include "comm/algorithms/alltoall.h"
@@ -78,9 +79,13 @@ AllreduceAlgorithm choose_allreduce_algorithm(const CommOptions& o, int size, si
   while (p * 2 <= size) p *= 2, ++rounds;
   const double rd_volume = rounds + (p < size ? 2.0 : 0.0);
   const double ring_volume = 2.0 * (size - 1) / size;
-  return static_cast<double>(bytes) * rd_volume / ring_volume <= static_cast<double>(o.small_allreduce_bytes)
-             ? AllreduceAlgorithm::kRecursiveDoubling
-             : AllreduceAlgorithm::kRing;
+  if (static_cast<double>(bytes) * rd_volume / ring_volume <= static_cast<double>(o.small_allreduce_bytes)) {
+    return AllreduceAlgorithm::kRecursiveDoubling;
+  }
+  if (p == size && size >= 4 && bytes <= o.halving_doubling_max_bytes) {
+    return AllreduceAlgorithm::kHalvingDoubling;
+  }
+  return AllreduceAlgorithm::kRing;
 }
 
 int Communicator::rank() const { return impl_->transport().rank(); }
@@ -145,6 +150,12 @@ Fn make_allreduce(const CommOptions& o, int size, void* data, size_t count, DTyp
       [=](CollectiveContext& c) {
         if (algorithm == AllreduceAlgorithm::kRing) {
           algorithms::allreduce_ring(c, data, count, dtype, op);
+        } else if (algorithm == AllreduceAlgorithm::kHalvingDoubling) {
+          if ((c.size() & (c.size() - 1)) == 0) {
+            algorithms::allreduce_halving_doubling(c, data, count, dtype, op);
+          } else {  // needs a power of two (allreduce_halving_doubling.h)
+            algorithms::allreduce_ring(c, data, count, dtype, op);
+          }
         } else if (algorithm == AllreduceAlgorithm::kDirect) {
           algorithms::allreduce_direct(c, data, count, dtype, op);
         } else {

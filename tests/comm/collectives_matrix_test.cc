@@ -70,7 +70,7 @@ void run_allreduce_algorithm(int n, AllreduceAlgorithm algorithm) {
 
 std::string algorithm_case_name(
     const ::testing::TestParamInfo<std::tuple<int, AllreduceAlgorithm>>& info) {
-  static const char* const names[] = {"auto", "ring", "rd", "direct"};
+  static const char* const names[] = {"auto", "ring", "rd", "direct", "hd"};
   return std::string(names[static_cast<int>(std::get<1>(info.param))]) + "_world" +
          std::to_string(std::get<0>(info.param));
 }
@@ -86,7 +86,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Combine(::testing::Values(2, 3, 4, 5),
                        ::testing::Values(AllreduceAlgorithm::kRing,
                                          AllreduceAlgorithm::kRecursiveDoubling,
-                                         AllreduceAlgorithm::kDirect)),
+                                         AllreduceAlgorithm::kDirect,
+                                         AllreduceAlgorithm::kHalvingDoubling)),
     algorithm_case_name);
 
 // kAuto's choice (CommOptions): direct for tiny messages on 3+ ranks, recursive doubling up to a
@@ -99,7 +100,8 @@ TEST(AllreduceAlgorithms, AutoChoice) {
   EXPECT_EQ(choose_allreduce_algorithm(o, 4, 4096), AllreduceAlgorithm::kDirect);
   EXPECT_EQ(choose_allreduce_algorithm(o, 4, size_t{256} << 10), AllreduceAlgorithm::kRecursiveDoubling);
   EXPECT_EQ(choose_allreduce_algorithm(o, 4, size_t{768} << 10), AllreduceAlgorithm::kRecursiveDoubling);
-  EXPECT_EQ(choose_allreduce_algorithm(o, 4, size_t{1} << 20), AllreduceAlgorithm::kRing);
+  EXPECT_EQ(choose_allreduce_algorithm(o, 4, size_t{1} << 20), AllreduceAlgorithm::kHalvingDoubling);
+  EXPECT_EQ(choose_allreduce_algorithm(o, 4, size_t{64} << 20), AllreduceAlgorithm::kRing);
   EXPECT_EQ(choose_allreduce_algorithm(o, 3, size_t{512} << 10), AllreduceAlgorithm::kRing);
   o.allreduce_algorithm = AllreduceAlgorithm::kRing;
   EXPECT_EQ(choose_allreduce_algorithm(o, 2, 4), AllreduceAlgorithm::kRing);

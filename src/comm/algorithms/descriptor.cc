@@ -45,6 +45,7 @@ std::string algorithm_name(uint8_t a) {
     case AllreduceAlgorithm::kRing: return "ring";
     case AllreduceAlgorithm::kRecursiveDoubling: return "recursive doubling";
     case AllreduceAlgorithm::kDirect: return "direct";
+    case AllreduceAlgorithm::kHalvingDoubling: return "halving-doubling";
     default: return "auto";
   }
 }
