@@ -7,42 +7,18 @@ namespace dtrain::algorithms {
 
 namespace {
 
-// Sends [send, send + send_bytes) to `peer` while receiving recv_bytes from it, both cut into the
-// same segments (the peer's send is this rank's receive and vice versa). With `op` each received
-// segment is reduced into recv_dst (through scratch slots), else stored there directly. The two
-// regions must not overlap.
-void exchange(CollectiveContext& c, int peer, const char* send, size_t send_bytes, char* recv_dst,
-              size_t recv_bytes, DType dtype, std::optional<ReduceOp> op, Phase phase) {
-  const size_t esize = dtype_size(dtype);
-  const size_t seg = std::max(esize, c.segment_bytes / esize * esize);
-  const size_t nrecv = (recv_bytes + seg - 1) / seg;
-  const size_t depth = std::min(kHdDepth, nrecv);
-  char* slots = op && nrecv > 0 ? c.scratch.buffer(kScratchRing, depth * seg) : nullptr;
-  auto length = [&](size_t total, size_t i) { return std::min(seg, total - i * seg); };
-
-  std::vector<std::unique_ptr<TransportOp>> recvs(nrecv), sends;
+// One exchange of the schedule: send [send_off, +send_bytes) to peer, receive recv_bytes from it
+// into [recv_off, ...) (reduced into it in the reduce-scatter, stored in the allgather). Both
+// sides cut a transfer into the same segments (one side's send is the other's receive).
+struct Stage {
+  int peer;
+  Phase phase;
+  size_t send_off, send_bytes, recv_off, recv_bytes;
+  bool reduce;
+  std::vector<std::unique_ptr<TransportOp>> recvs;
+  char* slots = nullptr;  // reduce: kHdDepth receive slots
   size_t next_post = 0;
-  auto post_until = [&](size_t limit) {
-    for (; next_post < std::min(limit, nrecv); ++next_post) {
-      char* dst = op ? slots + (next_post % depth) * seg : recv_dst + next_post * seg;
-      recvs[next_post] = c.recv(dst, length(recv_bytes, next_post), peer, phase);
-    }
-  };
-  post_until(depth);
-  for (size_t off = 0; off < send_bytes; off += seg) {
-    sends.push_back(c.send(send + off, std::min(seg, send_bytes - off), peer, phase));
-  }
-  for (size_t i = 0; i < nrecv; ++i) {
-    c.wait(*recvs[i]);
-    recvs[i].reset();
-    if (op) {
-      reduce_into(recv_dst + i * seg, slots + (i % depth) * seg, length(recv_bytes, i) / esize,
-                  dtype, *op);
-    }
-    post_until(i + 1 + depth);
-  }
-  c.wait_all(sends);
-}
+};
 
 }  // namespace
 
@@ -56,24 +32,71 @@ void allreduce_halving_doubling(CollectiveContext& c, void* data, size_t count, 
   // Byte offset of block b (b == n: the end of the buffer).
   auto at = [&](int b) { return b == n ? count * esize : blocks[b].offset * esize; };
 
+  std::vector<Stage> stages;
   int lo = 0, hi = n;  // this rank's range of blocks
   for (int mask = n / 2; mask >= 1; mask /= 2) {
     const int mid = (lo + hi) / 2;
     const bool upper = (r & mask) != 0;
     const int keep_lo = upper ? mid : lo, keep_hi = upper ? hi : mid;
     const int give_lo = upper ? lo : mid, give_hi = upper ? mid : hi;
-    exchange(c, r ^ mask, bytes + at(give_lo), at(give_hi) - at(give_lo), bytes + at(keep_lo),
-             at(keep_hi) - at(keep_lo), dtype, op, kPhaseReduceScatter);
+    stages.push_back(Stage{r ^ mask, kPhaseReduceScatter, at(give_lo), at(give_hi) - at(give_lo),
+                           at(keep_lo), at(keep_hi) - at(keep_lo), true, {}});
     lo = keep_lo;
     hi = keep_hi;
   }
   for (int mask = 1; mask < n; mask *= 2) {
     const int width = hi - lo;
     const int other_lo = (r & mask) ? lo - width : hi, other_hi = other_lo + width;
-    exchange(c, r ^ mask, bytes + at(lo), at(hi) - at(lo), bytes + at(other_lo),
-             at(other_hi) - at(other_lo), dtype, std::nullopt, kPhaseAllgather);
+    stages.push_back(Stage{r ^ mask, kPhaseAllgather, at(lo), at(hi) - at(lo), at(other_lo),
+                           at(other_hi) - at(other_lo), false, {}});
     lo = std::min(lo, other_lo);
     hi = std::max(hi, other_hi);
+  }
+
+  const size_t seg = std::max(esize, c.segment_bytes / esize * esize);
+  auto segments = [&](size_t total) { return (total + seg - 1) / seg; };
+  auto length = [&](size_t total, size_t i) { return std::min(seg, total - i * seg); };
+  size_t slot_bytes = 0;
+  for (const Stage& s : stages) {
+    if (s.reduce) slot_bytes += std::min(kHdDepth, segments(s.recv_bytes)) * seg;
+  }
+  char* scratch = slot_bytes ? c.scratch.buffer(kScratchRing, slot_bytes) : nullptr;
+  auto post_until = [&](Stage& s, size_t limit) {
+    const size_t nrecv = segments(s.recv_bytes);
+    for (; s.next_post < std::min(limit, nrecv); ++s.next_post) {
+      const size_t i = s.next_post;
+      char* dst = s.reduce ? s.slots + (i % kHdDepth) * seg : bytes + s.recv_off + i * seg;
+      s.recvs[i] = c.recv(dst, length(s.recv_bytes, i), s.peer, s.phase);
+    }
+  };
+  // Every stage's first receives are posted now, so each send finds its receiver ready (Gloo's
+  // unbound buffers otherwise wait for the receiver's "ready" notification). An allgather
+  // receive lands in a region this rank gives away during the reduce-scatter, but only after
+  // the peer finished its reduce-scatter, which needed this rank's send of that region: the data
+  // cannot arrive before that send is done.
+  for (Stage& s : stages) {
+    s.recvs.resize(segments(s.recv_bytes));
+    if (s.reduce) {
+      s.slots = scratch;
+      scratch += std::min(kHdDepth, segments(s.recv_bytes)) * seg;
+    }
+    post_until(s, kHdDepth);
+  }
+  for (Stage& s : stages) {
+    std::vector<std::unique_ptr<TransportOp>> sends;
+    for (size_t off = 0; off < s.send_bytes; off += seg) {
+      sends.push_back(c.send(bytes + s.send_off + off, std::min(seg, s.send_bytes - off), s.peer, s.phase));
+    }
+    for (size_t i = 0; i < s.recvs.size(); ++i) {
+      c.wait(*s.recvs[i]);
+      s.recvs[i].reset();
+      if (s.reduce) {
+        reduce_into(bytes + s.recv_off + i * seg, s.slots + (i % kHdDepth) * seg,
+                    length(s.recv_bytes, i) / esize, dtype, op);
+      }
+      post_until(s, i + 1 + kHdDepth);
+    }
+    c.wait_all(sends);
   }
 }
 

@@ -13,7 +13,9 @@
 // instead of the ring's 2(n-1): fewer hand-offs, which is what counts when ranks share cores
 // (4 ranks on 2 cores, 1-4 MiB: docs/performance.md). Each block is reduced by exactly one rank
 // along one fixed order and then copied, so all ranks end with bitwise identical results.
-// Each exchange is pipelined in segments of c.segment_bytes with receives posted kHdDepth ahead.
+// Each exchange is pipelined in segments of c.segment_bytes with receives posted kHdDepth ahead,
+// and the first receives of every step are posted at the start (the sender then never waits for
+// the receiver's "ready" notification).
 // kAvg reduces as a sum; the caller divides once at the end.
 #pragma once
 
