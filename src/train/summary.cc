@@ -1,5 +1,7 @@
 // The closing summary table and the TrainResult <-> JSON hand-over.
 #include <cstdio>
+#include <limits>
+
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
@@ -132,6 +134,15 @@ std::string train_result_to_json(const TrainResult& r) {
   return j.dump();
 }
 
+namespace {
+
+// A diverged run has NaN losses, which JSON writes as null: read null back as NaN.
+double number_or_nan(const nlohmann::json& v) {
+  return v.is_null() ? std::numeric_limits<double>::quiet_NaN() : v.get<double>();
+}
+
+}  // namespace
+
 TrainResult train_result_from_json(const std::string& text) {
   TrainResult r;
   try {
@@ -142,9 +153,9 @@ TrainResult train_result_from_json(const std::string& text) {
     r.samples = j.at("samples").get<int64_t>();
     r.wall_seconds = j.at("wall_seconds").get<double>();
     r.samples_per_sec = j.at("samples_per_sec").get<double>();
-    r.final_train_loss = j.at("final_train_loss").get<double>();
-    r.epoch_losses = j.at("epoch_losses").get<std::vector<double>>();
-    r.test_loss = j.at("test_loss").get<double>();
+    r.final_train_loss = number_or_nan(j.at("final_train_loss"));
+    for (const auto& v : j.at("epoch_losses")) r.epoch_losses.push_back(number_or_nan(v));
+    r.test_loss = number_or_nan(j.at("test_loss"));
     if (!j.at("test_accuracy").is_null()) r.test_accuracy = j.at("test_accuracy").get<double>();
     r.bytes_communicated = j.at("bytes_communicated").get<uint64_t>();
     r.comm_seconds = j.at("comm_seconds").get<double>();

@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <filesystem>
+#include <limits>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -196,6 +198,24 @@ TEST(TrainerTest, TrainsAUserModuleWithAdamAndAccumulation) {
   ASSERT_TRUE(r.test_accuracy.has_value());
   EXPECT_GT(*r.test_accuracy, 0.95);
   EXPECT_EQ(r.steps, 3 * (512 / 32));
+}
+
+// A diverged run (NaN losses, written to JSON as null) still hands its result to `dtrain run`.
+TEST(TrainerTest, ResultJsonCarriesNanLosses) {
+  TrainResult r;
+  r.world_size = 4;
+  r.final_train_loss = std::numeric_limits<double>::quiet_NaN();
+  r.epoch_losses = {2.3, std::numeric_limits<double>::quiet_NaN()};
+  r.test_loss = std::numeric_limits<double>::quiet_NaN();
+  r.test_accuracy = 0.1;
+  TrainResult back = train_result_from_json(train_result_to_json(r));
+  EXPECT_EQ(back.world_size, 4);
+  EXPECT_TRUE(std::isnan(back.final_train_loss));
+  ASSERT_EQ(back.epoch_losses.size(), 2u);
+  EXPECT_DOUBLE_EQ(back.epoch_losses[0], 2.3);
+  EXPECT_TRUE(std::isnan(back.epoch_losses[1]));
+  EXPECT_TRUE(std::isnan(back.test_loss));
+  EXPECT_DOUBLE_EQ(back.test_accuracy.value_or(0), 0.1);
 }
 
 TEST(TrainerTest, ConfigErrorsAreInvalidArgument) {

@@ -8,8 +8,8 @@
 // and `check` is a 31-bit hash of the collective's descriptor (0 for the descriptor messages
 // themselves, and when verification is off). Ranks that called different collectives therefore
 // use different tags for their data: their messages never match, so a mismatch can never
-// deliver a buffer of the wrong size or combine the wrong data; the descriptor exchange, which
-// runs concurrently with the data (see descriptor.h), reports it instead.
+// deliver a buffer of the wrong size or combine the wrong data; the descriptor exchange, settled
+// before any separate data message is posted (see descriptor.h), reports it instead.
 // The transport matches messages per (peer, tag) in posting order, so one phase may carry many
 // messages as long as both sides post them in the same order.
 //
