@@ -69,6 +69,9 @@ Communicator::Communicator(std::unique_ptr<Transport> transport, CommOptions opt
 Communicator::~Communicator() = default;
 
 AllreduceAlgorithm choose_allreduce_algorithm(const CommOptions& o, int size, size_t bytes) {
+  if (o.allreduce_algorithm == AllreduceAlgorithm::kHalvingDoubling && (size & (size - 1)) != 0) {
+    return AllreduceAlgorithm::kRing;  // halving-doubling needs a power of two
+  }
   if (o.allreduce_algorithm != AllreduceAlgorithm::kAuto) return o.allreduce_algorithm;
   if (size > 2 && bytes * static_cast<size_t>(size - 1) <= o.direct_allreduce_bytes) {
     return AllreduceAlgorithm::kDirect;
@@ -151,11 +154,7 @@ Fn make_allreduce(const CommOptions& o, int size, void* data, size_t count, DTyp
         if (algorithm == AllreduceAlgorithm::kRing) {
           algorithms::allreduce_ring(c, data, count, dtype, op);
         } else if (algorithm == AllreduceAlgorithm::kHalvingDoubling) {
-          if ((c.size() & (c.size() - 1)) == 0) {
-            algorithms::allreduce_halving_doubling(c, data, count, dtype, op);
-          } else {  // needs a power of two (allreduce_halving_doubling.h)
-            algorithms::allreduce_ring(c, data, count, dtype, op);
-          }
+          algorithms::allreduce_halving_doubling(c, data, count, dtype, op);
         } else if (algorithm == AllreduceAlgorithm::kDirect) {
           algorithms::allreduce_direct(c, data, count, dtype, op);
         } else {

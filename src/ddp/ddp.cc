@@ -362,10 +362,7 @@ class DistributedDataParallel::Impl {
   // Averages bucket b on this thread (dense), blocking until done.
   void reduce_dense_here(Bucket& b) {
     comm_.allreduce(b.flat.data_ptr(), b.flat.numel(), to_dtype(b.flat.scalar_type()), ReduceOp::kAvg);
-    size_t bytes = b.flat.numel() * b.flat.element_size();
-    ++stats_.allreduces;
-    stats_.bytes_communicated += bytes;
-    stats_.dense_equivalent_bytes += bytes;
+    count_dense(b);
   }
 
   // Starts averaging bucket bi: on the worker on a compressing step, else on the communicator.
@@ -399,6 +396,11 @@ class DistributedDataParallel::Impl {
   void launch_dense(Bucket& b) {
     b.work = comm_.allreduce_async(b.flat.data_ptr(), b.flat.numel(), to_dtype(b.flat.scalar_type()),
                                    ReduceOp::kAvg);
+    count_dense(b);
+  }
+
+  // Stats of one dense allreduce of bucket b.
+  void count_dense(const Bucket& b) {
     size_t bytes = b.flat.numel() * b.flat.element_size();
     ++stats_.allreduces;
     stats_.bytes_communicated += bytes;

@@ -105,6 +105,9 @@ TEST(AllreduceAlgorithms, AutoChoice) {
   EXPECT_EQ(choose_allreduce_algorithm(o, 3, size_t{512} << 10), AllreduceAlgorithm::kRing);
   o.allreduce_algorithm = AllreduceAlgorithm::kRing;
   EXPECT_EQ(choose_allreduce_algorithm(o, 2, 4), AllreduceAlgorithm::kRing);
+  o.allreduce_algorithm = AllreduceAlgorithm::kHalvingDoubling;
+  EXPECT_EQ(choose_allreduce_algorithm(o, 4, 4), AllreduceAlgorithm::kHalvingDoubling);
+  EXPECT_EQ(choose_allreduce_algorithm(o, 3, 4), AllreduceAlgorithm::kRing);
 }
 
 }  // namespace

@@ -43,12 +43,7 @@ TEST(DdpReducer, BucketsFollowReverseParameterOrder) {
 // ~10 KB) get a tail bucket of their own; the fully connected layers fill the first bucket.
 TEST(DdpReducer, FirstLayersGetASmallTailBucket) {
   testing::run_rank_threads(2, [](Communicator& comm) {
-    ModelOptions mo;
-    mo.name = "cnn";
-    mo.in_channels = 1;
-    mo.image_size = 28;
-    mo.num_classes = 10;
-    ModelHandle model = make_model(mo);
+    ModelHandle model = make_model(ModelOptions{.name = "cnn"});  // 1 x 28 x 28, 10 classes
     auto named = model.module->named_parameters();
     {
       DistributedDataParallel ddp(model.module, comm);

@@ -15,10 +15,11 @@ void allreduce_direct(CollectiveContext& c, void* data, size_t count, DType dtyp
   for (int p = 0; p < n; ++p) {
     if (p != me) inputs[p] = c.received_inline_from(p);
   }
-  char* slots = c.scratch.buffer(kScratchRecv, bytes * n);
   std::vector<std::unique_ptr<TransportOp>> recvs, sends;
+  char* slots = nullptr;  // one slot per rank, for inputs that did not come inline
   for (int p = 0; p < n; ++p) {
     if (p == me || inputs[p] != nullptr) continue;
+    if (slots == nullptr) slots = c.scratch.buffer(kScratchRecv, bytes * n);
     recvs.push_back(c.recv(slots + p * bytes, bytes, p, kPhaseExchange));
     inputs[p] = slots + p * bytes;
   }

@@ -25,7 +25,7 @@ namespace dtrain::algorithms {
 
 inline constexpr size_t kHdDepth = 4;
 
-// REQUIRES: c.size() is a power of two (the communicator uses the ring otherwise).
+// REQUIRES: c.size() is a power of two (choose_allreduce_algorithm picks the ring otherwise).
 void allreduce_halving_doubling(CollectiveContext& c, void* data, size_t count, DType dtype,
                                 ReduceOp op);
 
