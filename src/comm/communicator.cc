@@ -145,6 +145,12 @@ Fn make_allreduce(const CommOptions& o, int size, void* data, size_t count, DTyp
       return algorithms::InlineSend{algorithms::recursive_doubling_input_peer(c.rank(), c.size()),
                                     false, data, algorithms::rd_inline_bytes(bytes, c.size())};
     };
+  } else if (algorithm == AllreduceAlgorithm::kHalvingDoubling) {
+    plan = [=](const CollectiveContext& c) {
+      auto first = algorithms::hd_first_send(c.rank(), c.size(), count, dtype_size(dtype));
+      return algorithms::InlineSend{first.peer, false, static_cast<const char*>(data) + first.offset,
+                                    first.bytes};
+    };
   } else if (algorithm == AllreduceAlgorithm::kDirect && bytes <= algorithms::inline_max_bytes(size)) {
     plan = [=](const CollectiveContext&) { return algorithms::InlineSend{-1, true, data, bytes}; };
   }

@@ -45,11 +45,14 @@ TEST(CollectivesLarge, World4) { run_large(4); }
 TEST(CollectivesLarge, World5) { run_large(5); }
 
 // Each allreduce algorithm forced, whatever kAuto would pick, at sizes that cover the inline
-// first message (descriptor.h), several pipeline segments and non-power-of-two worlds.
-void run_allreduce_algorithm(int n, AllreduceAlgorithm algorithm) {
-  run_threads(n, [n, algorithm](int rank, std::shared_ptr<Store> store) {
+// first message (descriptor.h: none, all of the first exchange, a head of it), several pipeline
+// segments and non-power-of-two worlds; with the descriptor check (and its inline messages) and
+// without.
+void run_allreduce_algorithm(int n, AllreduceAlgorithm algorithm, bool verify) {
+  run_threads(n, [n, algorithm, verify](int rank, std::shared_ptr<Store> store) {
     CommOptions options = test_options(std::chrono::seconds(60));
     options.allreduce_algorithm = algorithm;
+    options.verify_collectives = verify;
     auto comm = Communicator::create_gloo(store, rank, n, options);
     for (size_t count : {size_t{1}, size_t{1001}, size_t{40001}, size_t{700001}}) {
       for (DType dtype : {DType::kFloat32, DType::kFloat64, DType::kInt32, DType::kBFloat16}) {
@@ -61,34 +64,42 @@ void run_allreduce_algorithm(int n, AllreduceAlgorithm algorithm) {
                             [&](size_t i) { return expected_reduction(n, i, op, dtype); },
                             [&](size_t i) { return buf.at(i); }),
                     "")
-              << "rank " << rank << "/" << n << ", algorithm " << static_cast<int>(algorithm);
+              << "rank " << rank << "/" << n << ", algorithm " << static_cast<int>(algorithm)
+              << (verify ? "" : ", unverified");
         }
       }
     }
   });
 }
 
-std::string algorithm_case_name(
-    const ::testing::TestParamInfo<std::tuple<int, AllreduceAlgorithm>>& info) {
+using AlgorithmCase = std::tuple<int, AllreduceAlgorithm, bool>;  // world, algorithm, verify
+
+std::string algorithm_case_name(const ::testing::TestParamInfo<AlgorithmCase>& info) {
   static const char* const names[] = {"auto", "ring", "rd", "direct", "hd"};
   return std::string(names[static_cast<int>(std::get<1>(info.param))]) + "_world" +
-         std::to_string(std::get<0>(info.param));
+         std::to_string(std::get<0>(info.param)) + (std::get<2>(info.param) ? "" : "_unverified");
 }
 
-class AllreduceAlgorithms : public ::testing::TestWithParam<std::tuple<int, AllreduceAlgorithm>> {};
+class AllreduceAlgorithms : public ::testing::TestWithParam<AlgorithmCase> {};
 
 TEST_P(AllreduceAlgorithms, MatchClosedForm) {
-  run_allreduce_algorithm(std::get<0>(GetParam()), std::get<1>(GetParam()));
+  run_allreduce_algorithm(std::get<0>(GetParam()), std::get<1>(GetParam()), std::get<2>(GetParam()));
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    ForcedAlgorithm, AllreduceAlgorithms,
-    ::testing::Combine(::testing::Values(2, 3, 4, 5),
-                       ::testing::Values(AllreduceAlgorithm::kRing,
-                                         AllreduceAlgorithm::kRecursiveDoubling,
-                                         AllreduceAlgorithm::kDirect,
-                                         AllreduceAlgorithm::kHalvingDoubling)),
-    algorithm_case_name);
+const auto kForcedAlgorithms =
+    ::testing::Values(AllreduceAlgorithm::kRing, AllreduceAlgorithm::kRecursiveDoubling,
+                      AllreduceAlgorithm::kDirect, AllreduceAlgorithm::kHalvingDoubling);
+
+INSTANTIATE_TEST_SUITE_P(ForcedAlgorithm, AllreduceAlgorithms,
+                         ::testing::Combine(::testing::Values(2, 3, 4, 5), kForcedAlgorithms,
+                                            ::testing::Values(true)),
+                         algorithm_case_name);
+
+// Without the descriptor check nothing travels inline: every algorithm sends all of its data.
+INSTANTIATE_TEST_SUITE_P(ForcedAlgorithmUnverified, AllreduceAlgorithms,
+                         ::testing::Combine(::testing::Values(3, 4), kForcedAlgorithms,
+                                            ::testing::Values(false)),
+                         algorithm_case_name);
 
 // kAuto's choice (CommOptions): direct for tiny messages on 3+ ranks, recursive doubling up to a
 // threshold scaled by its volume against the ring's, then the ring.

@@ -9,12 +9,13 @@
 namespace dtrain::testing {
 namespace {
 
-// Runs `call(comm, rank)` on 3 ranks; every rank must throw MismatchError whose text contains
-// every string of `expect`; then an allreduce must still work.
+// Runs `call(comm, rank)` on n ranks (3 unless given); every rank must throw MismatchError whose
+// text contains every string of `expect`; then an allreduce must still work.
 void expect_mismatch(const std::function<void(Communicator&, int)>& call,
-                     const std::vector<std::string>& expect) {
-  run_threads(3, [&](int rank, std::shared_ptr<Store> store) {
-    auto comm = Communicator::create_gloo(store, rank, 3, test_options(std::chrono::seconds(10)));
+                     const std::vector<std::string>& expect, int n = 3,
+                     CommOptions options = test_options(std::chrono::seconds(10))) {
+  run_threads(n, [&](int rank, std::shared_ptr<Store> store) {
+    auto comm = Communicator::create_gloo(store, rank, n, options);
     std::string message;
     try {
       call(*comm, rank);
@@ -28,7 +29,7 @@ void expect_mismatch(const std::function<void(Communicator&, int)>& call,
     }
     int32_t x = 1;
     comm->allreduce(&x, 1, DType::kInt32, ReduceOp::kSum);
-    EXPECT_EQ(x, 3);
+    EXPECT_EQ(x, n);
   });
 }
 
@@ -64,6 +65,20 @@ TEST(CommMismatch, DifferentCountAcrossAlgorithms) {
         c.allreduce(v.data(), count, DType::kFloat32, ReduceOp::kSum);
       },
       {"rank 1 called allreduce(float32, count=1000000", "count"});
+}
+
+TEST(CommMismatch, DifferentCountInHalvingDoubling) {
+  // 4 ranks, halving-doubling, whose first exchange travels inline with the descriptors: rank 3's
+  // partner (rank 1) gets a head of another length; the check still comes first.
+  CommOptions options = test_options(std::chrono::seconds(10));
+  options.allreduce_algorithm = AllreduceAlgorithm::kHalvingDoubling;
+  expect_mismatch(
+      [](Communicator& c, int rank) {
+        size_t count = rank == 3 ? 300001 : 200001;
+        std::vector<float> v(count, 1.0f);
+        c.allreduce(v.data(), count, DType::kFloat32, ReduceOp::kSum);
+      },
+      {"rank 3 called allreduce(float32, count=300001", "halving-doubling", "count"}, 4, options);
 }
 
 TEST(CommMismatch, DifferentOp) {

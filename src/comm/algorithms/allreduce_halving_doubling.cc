@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <optional>
 
+#include "comm/algorithms/descriptor.h"
+
 namespace dtrain::algorithms {
 
 namespace {
@@ -20,7 +22,22 @@ struct Stage {
   size_t next_post = 0;
 };
 
+// Byte range [lo, hi) of blocks [block_lo, block_hi) of `count` elements cut into n blocks.
+std::pair<size_t, size_t> block_bytes(size_t count, size_t esize, int n, int block_lo, int block_hi) {
+  const std::vector<Block> blocks = even_blocks(count, n);
+  auto at = [&](int b) { return b == n ? count * esize : blocks[b].offset * esize; };
+  return {at(block_lo), at(block_hi)};
+}
+
 }  // namespace
+
+HdFirstSend hd_first_send(int rank, int n, size_t count, size_t esize) {
+  if (n < 2 || count == 0) return {};
+  const int mid = n / 2;
+  const bool upper = (rank & mid) != 0;
+  auto [lo, hi] = upper ? block_bytes(count, esize, n, 0, mid) : block_bytes(count, esize, n, mid, n);
+  return HdFirstSend{rank ^ mid, lo, std::min(hi - lo, inline_max_bytes(n))};
+}
 
 void allreduce_halving_doubling(CollectiveContext& c, void* data, size_t count, DType dtype,
                                 ReduceOp op) {
@@ -51,6 +68,24 @@ void allreduce_halving_doubling(CollectiveContext& c, void* data, size_t count, 
                            at(other_hi) - at(other_lo), false, {}});
     lo = std::min(lo, other_lo);
     hi = std::max(hi, other_hi);
+  }
+
+  // The head of the first exchange may have travelled with the descriptors (hd_first_send):
+  // reduce what came in and leave both heads out of the pipeline (one side's send is the
+  // other's receive, so both cut the same heads).
+  {
+    Stage& first = stages.front();
+    if (c.sent_inline_to(first.peer)) {
+      const size_t head = std::min(first.send_bytes, inline_max_bytes(n));
+      first.send_off += head;
+      first.send_bytes -= head;
+    }
+    if (const char* in = c.received_inline_from(first.peer)) {
+      const size_t head = std::min(first.recv_bytes, inline_max_bytes(n));
+      reduce_into(bytes + first.recv_off, in, head / esize, dtype, op);
+      first.recv_off += head;
+      first.recv_bytes -= head;
+    }
   }
 
   const size_t seg = std::max(esize, c.segment_bytes / esize * esize);

@@ -25,6 +25,18 @@ namespace dtrain::algorithms {
 
 inline constexpr size_t kHdDepth = 4;
 
+// The first exchange's message of `rank` (to rank ^ n/2), as {byte offset, bytes}: the part
+// of it that fits, at most inline_max_bytes(n), may travel inside the descriptor message
+// (descriptor.h), as recursive doubling's input does. Then the partner's copy of the kept half
+// is already there when the check settles, and the pipeline of the first exchange starts at
+// once instead of after the receivers' "ready" notifications.
+struct HdFirstSend {
+  int peer = -1;
+  size_t offset = 0;
+  size_t bytes = 0;  // at most inline_max_bytes(n), a multiple of every element size
+};
+HdFirstSend hd_first_send(int rank, int n, size_t count, size_t esize);
+
 // REQUIRES: c.size() is a power of two (choose_allreduce_algorithm picks the ring otherwise).
 void allreduce_halving_doubling(CollectiveContext& c, void* data, size_t count, DType dtype,
                                 ReduceOp op);
