@@ -36,9 +36,11 @@ struct AllreduceBenchOptions {
   // so no system pays fresh-page faults for large temporary buffers (docs/performance.md).
   bool tune_malloc = true;
   // Each round runs every system once per world size, systems taking turns; the tables report,
-  // per system and size, the best (lowest) of the rounds' medians, which damps bursts of load
-  // from other processes on a shared machine.
+  // per system and size, the median of the rounds' medians (or, with best_round, the lowest).
+  // The median round damps bursts of load from other processes on a shared machine without
+  // favouring the system whose times spread most, as the best round does.
   int rounds = 1;
+  bool best_round = false;
   std::string json_path;  // write every result here too (empty: no file)
   int timeout_s = 600;    // bound on one peer run
 };

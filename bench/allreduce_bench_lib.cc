@@ -124,6 +124,7 @@ std::string canonical_flags(const AllreduceBenchOptions& o) {
   if (!o.dtrain_verify) flags += " --no-verify";
   if (!o.tune_malloc) flags += " --no-malloc-tune";
   if (o.rounds != 1) flags += " --rounds " + std::to_string(o.rounds);
+  if (o.best_round) flags += " --best-round";
   if (!o.json_path.empty()) flags += " --json " + o.json_path;
   return flags;
 }
@@ -152,7 +153,8 @@ void add_allreduce_bench_flags(CLI::App& app, AllreduceBenchOptions& o) {
   app.add_flag("!--no-malloc-tune", o.tune_malloc,
                "do not set MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ for the peers");
   app.add_option("--rounds", o.rounds,
-                 "repeat every system this often, taking turns; report the best round's median");
+                 "repeat every system this often, taking turns; report the median round's median");
+  app.add_flag("--best-round", o.best_round, "report the best round's median instead");
   app.add_option("--json", o.json_path, "also write all results to this JSON file");
   app.add_option("--timeout", o.timeout_s, "seconds one peer run may take");
 }
@@ -256,7 +258,10 @@ void write_report(std::ostream& out, const AllreduceBenchOptions& o,
   out << "Command: " << command_line << "\n"
       << "Allreduce, float32 sum, loopback; median over iterations of the slowest rank's time "
          "(barrier before each iteration)"
-      << (o.rounds > 1 ? "; best of " + std::to_string(o.rounds) + " rounds' medians" : "") << ".\n"
+      << (o.rounds > 1 ? std::string(o.best_round ? "; best" : "; median") + " of " +
+                             std::to_string(o.rounds) + " rounds' medians"
+                       : "")
+      << ".\n"
       << "busbw = 2(n-1)/n * bytes / time; GB/s = 1e9 bytes/s; ÷ = dtrain busbw / peer busbw.\n"
       << "malloc tunables for all peers: "
       << (o.tune_malloc ? "MALLOC_MMAP_THRESHOLD_=MALLOC_TRIM_THRESHOLD_=4294967295" : "default")
@@ -292,7 +297,7 @@ int run_allreduce_bench(const AllreduceBenchOptions& o, const std::string& comma
       }
     }
   }
-  const std::vector<AllreduceResult> results = best_of_rounds(all_rounds);
+  const std::vector<AllreduceResult> results = pick_rounds(all_rounds, o.best_round);
   write_report(out, o, command_line, peers.notes, results);
   for (const AllreduceResult& r : results) {
     if (!r.ok) {

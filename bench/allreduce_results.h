@@ -31,9 +31,10 @@ struct AllreduceResult {
 // "system:variant". Throws CorruptError for a malformed line.
 AllreduceResult parse_result_line(const std::string& line);
 
-// Per (series, world, bytes): the result with the lowest median among `rounds` (ok only if every
-// round's check passed). Order: first appearance.
-std::vector<AllreduceResult> best_of_rounds(const std::vector<AllreduceResult>& rounds);
+// Per (series, world, bytes), one of the rounds' results: with `best`, the one with the lowest
+// median; otherwise the one with the median median (the lower middle of an even count), a round
+// that really ran. ok only if every round's check passed. Order: first appearance.
+std::vector<AllreduceResult> pick_rounds(const std::vector<AllreduceResult>& rounds, bool best);
 
 nlohmann::json to_json(const AllreduceResult& result);
 

@@ -59,21 +59,24 @@ AllreduceResult parse_result_line(const std::string& line) {
   }
 }
 
-std::vector<AllreduceResult> best_of_rounds(const std::vector<AllreduceResult>& rounds) {
-  std::vector<AllreduceResult> best;
+std::vector<AllreduceResult> pick_rounds(const std::vector<AllreduceResult>& rounds, bool best) {
+  std::vector<std::vector<AllreduceResult>> groups;
   std::map<std::tuple<std::string, int, size_t>, size_t> index;
   for (const AllreduceResult& r : rounds) {
-    auto [it, fresh] = index.try_emplace({r.series, r.world, r.bytes}, best.size());
-    if (fresh) {
-      best.push_back(r);
-      continue;
-    }
-    AllreduceResult& kept = best[it->second];
-    bool ok = kept.ok && r.ok;
-    if (r.median_s < kept.median_s) kept = r;
-    kept.ok = ok;
+    auto [it, fresh] = index.try_emplace({r.series, r.world, r.bytes}, groups.size());
+    if (fresh) groups.emplace_back();
+    groups[it->second].push_back(r);
   }
-  return best;
+  std::vector<AllreduceResult> picked;
+  for (auto& g : groups) {
+    bool ok = std::all_of(g.begin(), g.end(), [](const AllreduceResult& r) { return r.ok; });
+    std::sort(g.begin(), g.end(), [](const AllreduceResult& a, const AllreduceResult& b) {
+      return a.median_s < b.median_s;
+    });
+    picked.push_back(best ? g.front() : g[(g.size() - 1) / 2]);
+    picked.back().ok = ok;
+  }
+  return picked;
 }
 
 nlohmann::json to_json(const AllreduceResult& r) {
