@@ -60,6 +60,17 @@ struct ModelHandle;
 struct DataSplits;
 
 // What one run achieved. Every rank returns the same numbers except where noted.
+// Where this rank's training steps spent their time (seconds, summed over `steps` steps; the
+// steps of the last round in an elastic run). sync: DistributedDataParallel::finish_backward,
+// i.e. waiting for the gradient averaging that backward did not hide, plus copying it back.
+struct StepPhases {
+  int64_t steps = 0;
+  double forward_s = 0;    // data gather, forward and loss (every micro-batch)
+  double backward_s = 0;   // backward, gradient hooks and buckets launched from them included
+  double sync_s = 0;       // finish_backward
+  double optimizer_s = 0;  // optimizer step and after_optimizer_step (local SGD averaging)
+};
+
 struct TrainResult {
   int world_size = 1;
   int64_t global_batch = 0;
@@ -73,6 +84,7 @@ struct TrainResult {
   std::optional<double> test_accuracy;  // fraction in [0, 1]; unset for regression
   uint64_t bytes_communicated = 0;  // payload bytes sent by all ranks together
   double comm_seconds = 0;          // time this rank waited for gradient/parameter averaging
+  StepPhases phases;                // rank 0's (each rank: its own) step time, phase by phase
   // Elastic runs: groups re-formed after a failure or to admit joiners, and optimizer steps
   // trained twice because a failure rolled the group back to its last in-memory commit.
   int64_t recoveries = 0;

@@ -31,6 +31,10 @@ std::string metrics_json(const MetricsRecord& r) {
   j["elapsed_s"] = r.elapsed_s;
   j["sync_payload_bytes"] = r.sync_payload_bytes;
   j["sync_dense_bytes"] = r.sync_dense_bytes;
+  j["forward_s"] = r.phases.forward_s;
+  j["backward_s"] = r.phases.backward_s;
+  j["sync_s"] = r.phases.sync_s;
+  j["optimizer_s"] = r.phases.optimizer_s;
   return j.dump();
 }
 

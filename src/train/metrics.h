@@ -12,11 +12,15 @@
 // parameter) averaging only: the exact payload bytes contributed (compressed buckets by their
 // encoded size, headers in) and what the same averaging would have cost dense (their ratio is the
 // compression ratio; equal without --compress).
+// forward_s / backward_s / sync_s / optimizer_s: cumulative for this rank, the phases of its
+// training steps (StepPhases in trainer.h); divided by step they give the time per step.
 #pragma once
 
 #include <fstream>
 #include <optional>
 #include <string>
+
+#include "dtrain/trainer.h"
 
 namespace dtrain {
 
@@ -33,6 +37,7 @@ struct MetricsRecord {
   double elapsed_s = 0;
   uint64_t sync_payload_bytes = 0;
   uint64_t sync_dense_bytes = 0;
+  StepPhases phases;  // cumulative for this rank
 };
 
 class MetricsSink {

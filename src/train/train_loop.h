@@ -106,6 +106,7 @@ class TrainLoop {
 
   LoopPosition pos_;
   RankState acc_;  // this rank's loss accumulators (interval and epoch)
+  StepPhases phases_;
   double lr_ = 0;
   std::chrono::steady_clock::time_point start_;
   std::chrono::steady_clock::time_point interval_start_;

@@ -156,6 +156,7 @@ void TrainLoop::train_step(const std::vector<int64_t>& order) {
   optimizer_->zero_grad();
   double step_loss = 0;  // this rank's mean loss over its per-worker batch
   const int64_t base = pos_.epoch_samples + rank_ * per_worker_;
+  auto t0 = Clock::now();
   for (int64_t j = 0; j < config_.grad_accumulation; ++j) {
     auto first = order.begin() + base + j * micro_;
     Batch batch = data_.train.gather(std::vector<int64_t>(first, first + micro_));
@@ -163,12 +164,20 @@ void TrainLoop::train_step(const std::vector<int64_t>& order) {
                          static_cast<double>(config_.grad_accumulation);
     bool sync = j + 1 == config_.grad_accumulation;
     if (ddp_) ddp_->prepare_backward(sync);
+    auto t1 = Clock::now();
+    phases_.forward_s += seconds_between(t0, t1);
     loss.backward();
+    auto t2 = Clock::now();
+    phases_.backward_s += seconds_between(t1, t2);
     if (ddp_) ddp_->finish_backward();
     step_loss += loss.item<double>();
+    t0 = Clock::now();
+    phases_.sync_s += seconds_between(t2, t0);
   }
   optimizer_->step();
   if (ddp_) ddp_->after_optimizer_step();
+  phases_.optimizer_s += seconds_between(t0, Clock::now());
+  ++phases_.steps;
   ++pos_.step;
   pos_.epoch_samples += global_;
   pos_.samples += global_;
@@ -201,7 +210,8 @@ void TrainLoop::log_interval() {
                       std::nullopt,   lr_,
                       rate,           bytes_sent(),
                       comm_seconds(), seconds_between(start_, now),
-                      sync_bytes(),   sync_dense_bytes()};
+                      sync_bytes(),   sync_dense_bytes(),
+                      phases_};
     metrics_.write(rec);
   }
   progress_->update(pos_.step, pos_.epoch, mean_loss, rate);
@@ -227,7 +237,8 @@ void TrainLoop::run_eval(int64_t epoch) {
                       comm_seconds(),
                       seconds_between(start_, t1),
                       sync_bytes(),
-                      sync_dense_bytes()};
+                      sync_dense_bytes(),
+                      phases_};
     metrics_.write(rec);
   }
   last_eval_ = r;
@@ -356,6 +367,7 @@ TrainResult TrainLoop::run() {
   result.test_loss = last_eval_->loss;
   result.test_accuracy = last_eval_->accuracy;
   result.comm_seconds = comm_seconds();
+  result.phases = phases_;
   result.checkpoints_saved = checkpointer_.stats().saves;
   result.checkpoint_stall_seconds = checkpointer_.stats().stall_seconds;
   // Taken before the sum so that every rank reports the same total.

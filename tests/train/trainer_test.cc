@@ -156,9 +156,19 @@ TEST(TrainerTest, MetricsLinesCarryTheRequiredKeys) {
   while (std::getline(in, line)) {
     auto j = nlohmann::json::parse(line);
     for (const char* key : {"kind", "step", "epoch", "loss", "samples_per_sec",
-                            "bytes_communicated", "comm_seconds"}) {
+                            "bytes_communicated", "comm_seconds", "forward_s", "backward_s",
+                            "sync_s", "optimizer_s"}) {
       EXPECT_TRUE(j.contains(key)) << key << " in " << line;
     }
+    // The phases are cumulative and cover the steps so far: each grows, none exceeds the time.
+    double phases = 0;
+    for (const char* key : {"forward_s", "backward_s", "sync_s", "optimizer_s"}) {
+      EXPECT_GE(j[key].get<double>(), 0.0) << key;
+      phases += j[key].get<double>();
+    }
+    EXPECT_GT(j["forward_s"].get<double>(), 0.0) << line;
+    EXPECT_GT(j["backward_s"].get<double>(), 0.0) << line;
+    EXPECT_LE(phases, j["elapsed_s"].get<double>() + 1e-6) << line;
     if (j["kind"] == "train") ++train_lines;
     if (j["kind"] == "eval") {
       ++eval_lines;
@@ -198,6 +208,13 @@ TEST(TrainerTest, TrainsAUserModuleWithAdamAndAccumulation) {
   ASSERT_TRUE(r.test_accuracy.has_value());
   EXPECT_GT(*r.test_accuracy, 0.95);
   EXPECT_EQ(r.steps, 3 * (512 / 32));
+  // Every optimizer step is timed once, its 4 micro-batches' forward and backward inside it.
+  EXPECT_EQ(r.phases.steps, r.steps);
+  EXPECT_GT(r.phases.forward_s, 0.0);
+  EXPECT_GT(r.phases.backward_s, 0.0);
+  EXPECT_GT(r.phases.optimizer_s, 0.0);
+  EXPECT_LE(r.phases.forward_s + r.phases.backward_s + r.phases.sync_s + r.phases.optimizer_s,
+            r.wall_seconds);
 }
 
 // A diverged run (NaN losses, written to JSON as null) still hands its result to `dtrain run`.
@@ -208,7 +225,13 @@ TEST(TrainerTest, ResultJsonCarriesNanLosses) {
   r.epoch_losses = {2.3, std::numeric_limits<double>::quiet_NaN()};
   r.test_loss = std::numeric_limits<double>::quiet_NaN();
   r.test_accuracy = 0.1;
+  r.phases = {10, 0.25, 0.5, 0.125, 0.0625};
   TrainResult back = train_result_from_json(train_result_to_json(r));
+  EXPECT_EQ(back.phases.steps, 10);
+  EXPECT_DOUBLE_EQ(back.phases.forward_s, 0.25);
+  EXPECT_DOUBLE_EQ(back.phases.backward_s, 0.5);
+  EXPECT_DOUBLE_EQ(back.phases.sync_s, 0.125);
+  EXPECT_DOUBLE_EQ(back.phases.optimizer_s, 0.0625);
   EXPECT_EQ(back.world_size, 4);
   EXPECT_TRUE(std::isnan(back.final_train_loss));
   ASSERT_EQ(back.epoch_losses.size(), 2u);
