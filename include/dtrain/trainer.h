@@ -59,7 +59,6 @@ class Store;
 struct ModelHandle;
 struct DataSplits;
 
-// What one run achieved. Every rank returns the same numbers except where noted.
 // Where this rank's training steps spent their time (seconds, summed over `steps` steps; the
 // steps of the last round in an elastic run). sync: DistributedDataParallel::finish_backward,
 // i.e. waiting for the gradient averaging that backward did not hide, plus copying it back.
@@ -71,6 +70,7 @@ struct StepPhases {
   double optimizer_s = 0;  // optimizer step and after_optimizer_step (local SGD averaging)
 };
 
+// What one run achieved. Every rank returns the same numbers except where noted.
 struct TrainResult {
   int world_size = 1;
   int64_t global_batch = 0;
@@ -84,7 +84,7 @@ struct TrainResult {
   std::optional<double> test_accuracy;  // fraction in [0, 1]; unset for regression
   uint64_t bytes_communicated = 0;  // payload bytes sent by all ranks together
   double comm_seconds = 0;          // time this rank waited for gradient/parameter averaging
-  StepPhases phases;                // rank 0's (each rank: its own) step time, phase by phase
+  StepPhases phases;                // this rank's own (the summary prints rank 0's)
   // Elastic runs: groups re-formed after a failure or to admit joiners, and optimizer steps
   // trained twice because a failure rolled the group back to its last in-memory commit.
   int64_t recoveries = 0;
