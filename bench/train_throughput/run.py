@@ -16,6 +16,8 @@ Overlap: on --overlap-workers workers with the cnn, the time of one step with gr
 synchronisation (the table's runs) against one without any communication: dtrain with
 --local-sgd-period larger than the run (gradients never averaged; the parameters are averaged once
 at the end), the peer with DDP's no_sync(). Step time = global batch / samples per second.
+dtrain's rows also print where its step time goes: the medians of the summary's
+"step: fwd/bwd/sync/opt" row (rank 0's forward, backward, finish_backward, optimizer ms per step).
 
 Usage (from the repository root; the dtrain binary from --dtrain, $DTRAIN or build/dtrain):
   bench/train_throughput/run.sh [--dtrain build/dtrain] [--models mlp,cnn] [--workers 1,2,4]
@@ -67,11 +69,13 @@ def run_dtrain(args, model, world, seed, no_comm=False):
     sps = first_number(summary_value(out, "throughput"))
     acc_text = summary_value(out, "test accuracy")
     comm = first_number(summary_value(out, "time in communication"))
+    phases = [float(x) for x in re.findall(r"[0-9.]+", summary_value(out, "step: fwd/bwd/sync/opt"))]
     return {"system": "dtrain", "model": model, "world": world, "no_comm": no_comm,
             "samples_per_sec": sps, "steps": steps, "global_batch": global_batch,
             "step_ms": 1000.0 * global_batch / sps,
             "test_accuracy": None if acc_text == "n/a" else first_number(acc_text) / 100.0,
-            "comm_ms_per_step": 1000.0 * comm / max(1, steps), "load_before": load}
+            "comm_ms_per_step": 1000.0 * comm / max(1, steps), "phases_ms": phases[:4],
+            "load_before": load}
 
 
 # dtrain keeps freed large blocks in its heap (Note [malloc tuning], src/cli/main.cc); the peer
@@ -182,6 +186,13 @@ def main():
             with_c = statistics.median(r["step_ms"] for r in pick(system, m, w))
             without = statistics.median(r["step_ms"] for r in pick(system, m, w, True))
             print(f"| {system} | {with_c:.2f} | {without:.2f} | {with_c / without:.2f} |")
+        print(f"\n# dtrain's step split: {m}, {w} workers, rank 0, ms per step (median of runs)")
+        print("| run | forward | backward | sync (finish_backward) | optimizer |")
+        print("|---|---:|---:|---:|---:|")
+        for label, no_comm in (("with sync", False), ("without comm", True)):
+            rs = pick("dtrain", m, w, no_comm)
+            cols = [statistics.median(r["phases_ms"][i] for r in rs) for i in range(4)]
+            print(f"| {label} | " + " | ".join(f"{c:.2f}" for c in cols) + " |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"load_start": load_start, "load_end": load_end, "runs": runs}, f, indent=1)
