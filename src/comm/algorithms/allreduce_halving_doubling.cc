@@ -22,33 +22,12 @@ struct Stage {
   size_t next_post = 0;
 };
 
-// Byte range [lo, hi) of blocks [block_lo, block_hi) of `count` elements cut into n blocks.
-std::pair<size_t, size_t> block_bytes(size_t count, size_t esize, int n, int block_lo, int block_hi) {
+// The exchanges of `rank`, in order: log2(n) reduce-scatter steps, then log2(n) allgather steps
+// (byte ranges of a buffer of `count` elements of `esize` bytes).
+std::vector<Stage> schedule(int r, int n, size_t count, size_t esize) {
   const std::vector<Block> blocks = even_blocks(count, n);
-  auto at = [&](int b) { return b == n ? count * esize : blocks[b].offset * esize; };
-  return {at(block_lo), at(block_hi)};
-}
-
-}  // namespace
-
-HdFirstSend hd_first_send(int rank, int n, size_t count, size_t esize) {
-  if (n < 2 || count == 0) return {};
-  const int mid = n / 2;
-  const bool upper = (rank & mid) != 0;
-  auto [lo, hi] = upper ? block_bytes(count, esize, n, 0, mid) : block_bytes(count, esize, n, mid, n);
-  return HdFirstSend{rank ^ mid, lo, std::min(hi - lo, inline_max_bytes(n))};
-}
-
-void allreduce_halving_doubling(CollectiveContext& c, void* data, size_t count, DType dtype,
-                                ReduceOp op) {
-  const int n = c.size(), r = c.rank();
-  if (n == 1 || count == 0) return;
-  const size_t esize = dtype_size(dtype);
-  const std::vector<Block> blocks = even_blocks(count, n);
-  char* bytes = static_cast<char*>(data);
   // Byte offset of block b (b == n: the end of the buffer).
   auto at = [&](int b) { return b == n ? count * esize : blocks[b].offset * esize; };
-
   std::vector<Stage> stages;
   int lo = 0, hi = n;  // this rank's range of blocks
   for (int mask = n / 2; mask >= 1; mask /= 2) {
@@ -69,6 +48,25 @@ void allreduce_halving_doubling(CollectiveContext& c, void* data, size_t count, 
     lo = std::min(lo, other_lo);
     hi = std::max(hi, other_hi);
   }
+  return stages;
+}
+
+}  // namespace
+
+HdFirstSend hd_first_send(int rank, int n, size_t count, size_t esize) {
+  if (n < 2 || count == 0) return {};
+  const std::vector<Stage> stages = schedule(rank, n, count, esize);
+  const Stage& first = stages.front();
+  return HdFirstSend{first.peer, first.send_off, std::min(first.send_bytes, inline_max_bytes(n))};
+}
+
+void allreduce_halving_doubling(CollectiveContext& c, void* data, size_t count, DType dtype,
+                                ReduceOp op) {
+  const int n = c.size(), r = c.rank();
+  if (n == 1 || count == 0) return;
+  const size_t esize = dtype_size(dtype);
+  char* bytes = static_cast<char*>(data);
+  std::vector<Stage> stages = schedule(r, n, count, esize);
 
   // The head of the first exchange may have travelled with the descriptors (hd_first_send):
   // reduce what came in and leave both heads out of the pipeline (one side's send is the
