@@ -48,12 +48,17 @@ struct CommOptions {
   //   n > 2 and b * (n - 1) <= direct_allreduce_bytes: direct (one step);
   //   b * v_rd / v_ring <= small_allreduce_bytes: recursive doubling, where v_rd and v_ring are
   //     the bytes each rank sends per input byte (log2(p), +2 if n is not a power of two p;
-  //     2(n-1)/n): up to 1 MiB on 2 ranks, 768 KiB on 4, ~455 KiB on 3;
-  //   n a power of two >= 4 and b <= halving_doubling_max_bytes: halving-doubling (the ring's
-  //     volume in 2 log2(n) steps);
+  //     2(n-1)/n): up to 1 MiB on 2 ranks, 768 KiB on 4, ~455 KiB on 3 -- except that
+  //   n a power of two >= 4 and halving_doubling_min_bytes <= b <= halving_doubling_max_bytes
+  //     takes halving-doubling (the ring's volume in 2 log2(n) steps) instead, also where
+  //     recursive doubling's rule would hold (on 4 ranks: recursive doubling below 512 KiB);
   //   else the ring.
   size_t direct_allreduce_bytes = 512 * 1024;
   size_t small_allreduce_bytes = 1024 * 1024;
+  // Where halving-doubling overtakes recursive doubling on 4 ranks with a core each: 256 KiB
+  // 0.40 against 0.43 ms, 384 KiB 0.54 against 0.49, 512 KiB 0.70 against 0.57
+  // (docs/performance.md). With 4 ranks sharing 2 vCPUs the crossing lies near 640 KiB.
+  size_t halving_doubling_min_bytes = 512 * 1024;
   size_t halving_doubling_max_bytes = size_t{4} << 20;
   // Address the transport listens on (loopback by default; a NIC's address for several machines).
   std::string hostname = "127.0.0.1";

@@ -76,18 +76,18 @@ AllreduceAlgorithm choose_allreduce_algorithm(const CommOptions& o, int size, si
   if (size > 2 && bytes * static_cast<size_t>(size - 1) <= o.direct_allreduce_bytes) {
     return AllreduceAlgorithm::kDirect;
   }
-  // Bytes each rank sends, per byte of input: recursive doubling log2(p) (+2 for the fold and
-  // unfold when size is not a power of two), the ring 2(n-1)/n.
   int p = 1, rounds = 0;
   while (p * 2 <= size) p *= 2, ++rounds;
+  const bool hd_fits = p == size && size >= 4 && bytes <= o.halving_doubling_max_bytes;
+  if (hd_fits && bytes >= o.halving_doubling_min_bytes) return AllreduceAlgorithm::kHalvingDoubling;
+  // Bytes each rank sends, per byte of input: recursive doubling log2(p) (+2 for the fold and
+  // unfold when size is not a power of two), the ring 2(n-1)/n.
   const double rd_volume = rounds + (p < size ? 2.0 : 0.0);
   const double ring_volume = 2.0 * (size - 1) / size;
   if (static_cast<double>(bytes) * rd_volume / ring_volume <= static_cast<double>(o.small_allreduce_bytes)) {
     return AllreduceAlgorithm::kRecursiveDoubling;
   }
-  if (p == size && size >= 4 && bytes <= o.halving_doubling_max_bytes) {
-    return AllreduceAlgorithm::kHalvingDoubling;
-  }
+  if (hd_fits) return AllreduceAlgorithm::kHalvingDoubling;
   return AllreduceAlgorithm::kRing;
 }
 

@@ -102,7 +102,8 @@ INSTANTIATE_TEST_SUITE_P(ForcedAlgorithmUnverified, AllreduceAlgorithms,
                          algorithm_case_name);
 
 // kAuto's choice (CommOptions): direct for tiny messages on 3+ ranks, recursive doubling up to a
-// threshold scaled by its volume against the ring's, then the ring.
+// threshold scaled by its volume against the ring's, halving-doubling on powers of two >= 4 from
+// halving_doubling_min_bytes (also inside recursive doubling's range), then the ring.
 TEST(AllreduceAlgorithms, AutoChoice) {
   CommOptions o;
   EXPECT_EQ(choose_allreduce_algorithm(o, 2, 4), AllreduceAlgorithm::kRecursiveDoubling);
@@ -110,10 +111,19 @@ TEST(AllreduceAlgorithms, AutoChoice) {
   EXPECT_EQ(choose_allreduce_algorithm(o, 2, size_t{2} << 20), AllreduceAlgorithm::kRing);
   EXPECT_EQ(choose_allreduce_algorithm(o, 4, 4096), AllreduceAlgorithm::kDirect);
   EXPECT_EQ(choose_allreduce_algorithm(o, 4, size_t{256} << 10), AllreduceAlgorithm::kRecursiveDoubling);
-  EXPECT_EQ(choose_allreduce_algorithm(o, 4, size_t{768} << 10), AllreduceAlgorithm::kRecursiveDoubling);
+  EXPECT_EQ(choose_allreduce_algorithm(o, 4, (size_t{512} << 10) - 4), AllreduceAlgorithm::kRecursiveDoubling);
+  EXPECT_EQ(choose_allreduce_algorithm(o, 4, size_t{512} << 10), AllreduceAlgorithm::kHalvingDoubling);
+  EXPECT_EQ(choose_allreduce_algorithm(o, 4, size_t{768} << 10), AllreduceAlgorithm::kHalvingDoubling);
   EXPECT_EQ(choose_allreduce_algorithm(o, 4, size_t{1} << 20), AllreduceAlgorithm::kHalvingDoubling);
+  EXPECT_EQ(choose_allreduce_algorithm(o, 4, size_t{4} << 20), AllreduceAlgorithm::kHalvingDoubling);
+  EXPECT_EQ(choose_allreduce_algorithm(o, 4, (size_t{4} << 20) + 4), AllreduceAlgorithm::kRing);
+  EXPECT_EQ(choose_allreduce_algorithm(o, 8, size_t{512} << 10), AllreduceAlgorithm::kHalvingDoubling);
   EXPECT_EQ(choose_allreduce_algorithm(o, 4, size_t{64} << 20), AllreduceAlgorithm::kRing);
   EXPECT_EQ(choose_allreduce_algorithm(o, 3, size_t{512} << 10), AllreduceAlgorithm::kRing);
+  EXPECT_EQ(choose_allreduce_algorithm(o, 2, size_t{512} << 10), AllreduceAlgorithm::kRecursiveDoubling);
+  CommOptions later = o;  // the crossing is an option
+  later.halving_doubling_min_bytes = size_t{1} << 20;
+  EXPECT_EQ(choose_allreduce_algorithm(later, 4, size_t{768} << 10), AllreduceAlgorithm::kRecursiveDoubling);
   o.allreduce_algorithm = AllreduceAlgorithm::kRing;
   EXPECT_EQ(choose_allreduce_algorithm(o, 2, 4), AllreduceAlgorithm::kRing);
   o.allreduce_algorithm = AllreduceAlgorithm::kHalvingDoubling;
