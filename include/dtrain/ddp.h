@@ -2,9 +2,13 @@
 //
 // At construction, parameters and buffers are broadcast from rank 0 after every rank's model
 // shapes are checked to be identical (MismatchError names the first differing parameter and the
-// ranks). During backward, autograd hooks copy each gradient into its bucket as soon as it is
-// ready; a full bucket is allreduced (averaged over ranks) asynchronously while backward goes on.
-// finish_backward() waits for every bucket and writes the averaged gradients back into .grad.
+// ranks). Each parameter's .grad is its range of a flat bucket tensor (set by
+// prepare_backward(true); like PyTorch's gradient_as_bucket_view), so autograd accumulates
+// straight into the bucket; autograd hooks note each gradient as it becomes ready, and a full
+// bucket is allreduced (averaged over ranks) asynchronously, in place, while backward goes on.
+// finish_backward() waits for every bucket; .grad then holds the average, with no copy. A .grad
+// that the user replaced, or set to undefined, is copied in and reattached at the next
+// synchronizing step. With local SGD, or on one rank, .grad stays ordinary autograd tensors.
 //
 //   ddp.prepare_backward(/*sync=*/true);   // false on accumulation micro-steps (no communication)
 //   loss.backward();

@@ -140,6 +140,76 @@ TEST(DdpReducer, LocalSgdAveragesEveryHSteps) {
   }
 }
 
+// Whether the gradients of each bucket's parameters tile one contiguous range, in the bucket's
+// order (reverse registration order: the last parameter first).
+void expect_gradients_tile_buckets(const ModelHandle& model, const DistributedDataParallel& ddp) {
+  auto params = model.module->parameters();
+  for (int b = 0; b < ddp.num_buckets(); ++b) {
+    const char* next = nullptr;
+    for (size_t i = params.size(); i-- > 0;) {
+      if (ddp.bucket_of_parameter()[i] != b) continue;
+      const auto& g = params[i].grad();
+      ASSERT_TRUE(g.defined()) << "param " << i;
+      const char* at = static_cast<const char*>(g.data_ptr());
+      if (next) EXPECT_EQ(at, next) << "bucket " << b << " param " << i;
+      next = at + g.numel() * g.element_size();
+    }
+  }
+}
+
+// Note [DDP gradients in the buckets]: after a synchronized step every .grad is its parameter's
+// range of its bucket (the ranges tile each bucket, and stay put across steps); a .grad replaced
+// by the user is copied in and replaced again, with its value counted; average_parameters() leaves
+// the gradients alone.
+TEST(DdpReducer, GradientsLiveInTheBuckets) {
+  auto gen = at::detail::createCPUGenerator(9);
+  auto input = torch::randn({8, 20}, gen);  // the same batch on both ranks: average = local
+  auto target = torch::randint(0, 5, {8}, gen);
+  testing::run_rank_threads(2, [&](Communicator& comm) {
+    ModelHandle m = make_model(small_mlp());
+    DdpOptions o;
+    o.first_bucket_bytes = 256;
+    o.bucket_bytes = 2048;
+    DistributedDataParallel ddp(m.module, comm, o);
+    ASSERT_GT(ddp.num_buckets(), 2);
+    torch::optim::SGD opt(m.module->parameters(), torch::optim::SGDOptions(0.1));
+    auto params = m.module->parameters();
+    auto step = [&] {
+      ddp.prepare_backward(true);
+      m.loss(m.forward(input), target).backward();
+      ddp.finish_backward();
+    };
+    opt.zero_grad();
+    step();
+    expect_gradients_tile_buckets(m, ddp);
+    std::vector<const void*> where;
+    std::vector<torch::Tensor> g0;
+    for (auto& p : params) {
+      where.push_back(p.grad().data_ptr());
+      g0.push_back(p.grad().clone());
+    }
+
+    opt.zero_grad();
+    // A gradient that lives elsewhere: rank r starts parameter 0's accumulation at r + 1.
+    params[0].mutable_grad() = torch::full_like(params[0], comm.rank() + 1.0);
+    step();
+    expect_gradients_tile_buckets(m, ddp);
+    for (size_t i = 0; i < params.size(); ++i) {
+      EXPECT_EQ(params[i].grad().data_ptr(), where[i]) << "param " << i;
+      auto expected = i == 0 ? g0[i] + 1.5 : g0[i];  // mean of 1 and 2
+      EXPECT_TRUE(torch::allclose(params[i].grad(), expected, 1e-5, 1e-6)) << "param " << i;
+    }
+
+    std::vector<torch::Tensor> before;
+    for (auto& p : params) before.push_back(p.grad().clone());
+    ddp.average_parameters();
+    for (size_t i = 0; i < params.size(); ++i) {
+      EXPECT_TRUE(torch::equal(params[i].grad(), before[i])) << "param " << i;
+      EXPECT_EQ(params[i].grad().data_ptr(), where[i]) << "param " << i;
+    }
+  });
+}
+
 TEST(DdpReducer, ModelMismatchIsAClearErrorOnEveryRank) {
   std::mutex mutex;
   std::vector<std::string> messages(2);
