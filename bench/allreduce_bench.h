@@ -43,6 +43,9 @@ struct AllreduceBenchOptions {
   bool best_round = false;
   std::string json_path;  // write every result here too (empty: no file)
   int timeout_s = 600;    // bound on one peer run
+  // Busy computation on every rank between the barrier and each allreduce (peer_common.h), as a
+  // training step's backward precedes its last bucket's allreduce. 0: none.
+  int gap_us = 0;
 };
 
 // Registers the flags of `options` on `app` (shared by `dtrain bench allreduce` and

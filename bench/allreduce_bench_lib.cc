@@ -125,6 +125,7 @@ std::string canonical_flags(const AllreduceBenchOptions& o) {
   if (!o.tune_malloc) flags += " --no-malloc-tune";
   if (o.rounds != 1) flags += " --rounds " + std::to_string(o.rounds);
   if (o.best_round) flags += " --best-round";
+  if (o.gap_us != 0) flags += " --gap-us " + std::to_string(o.gap_us);
   if (!o.json_path.empty()) flags += " --json " + o.json_path;
   return flags;
 }
@@ -157,6 +158,8 @@ void add_allreduce_bench_flags(CLI::App& app, AllreduceBenchOptions& o) {
   app.add_flag("--best-round", o.best_round, "report the best round's median instead");
   app.add_option("--json", o.json_path, "also write all results to this JSON file");
   app.add_option("--timeout", o.timeout_s, "seconds one peer run may take");
+  app.add_option("--gap-us", o.gap_us,
+                 "busy computation (microseconds) on every rank after each barrier, untimed");
 }
 
 namespace {
@@ -171,6 +174,7 @@ void validate(const AllreduceBenchOptions& o) {
     throw InvalidArgumentError("--iters/--min-iters >= 1, --warmup >= 0");
   }
   if (o.worlds.empty()) throw InvalidArgumentError("--world: at least one size");
+  if (o.gap_us < 0 || o.gap_us > 10'000'000) throw InvalidArgumentError("--gap-us: 0 to 10000000");
   for (int w : o.worlds) {
     if (w < 2 || w > 64) throw InvalidArgumentError("--world: sizes from 2 to 64");
   }
@@ -228,23 +232,25 @@ struct PeerCommands {
       const AllreduceBenchOptions& o, int world, const std::string& plan) const {
     const std::string n = std::to_string(world);
     const std::string timeout = std::to_string(o.timeout_s);
+    const std::string gap = std::to_string(o.gap_us);
     std::string algos;
     for (const std::string& a : o.dtrain_algos) algos += (algos.empty() ? "" : ",") + a;
     std::vector<std::pair<std::string, std::vector<std::string>>> runs;
     runs.push_back(
         {"dtrain",
          {dtrain_peer, "--world", n, "--plan", plan, "--algos", algos, "--verify",
-          o.dtrain_verify ? "1" : "0", "--store", o.dtrain_store, "--timeout-s", timeout}});
+          o.dtrain_verify ? "1" : "0", "--store", o.dtrain_store, "--timeout-s", timeout,
+          "--gap-us", gap}});
     if (!gloo_peer.empty()) {
       runs.push_back({"gloo",
                       {gloo_peer, "--world", n, "--plan", plan, "--algos", "ring,hd", "--timeout-s",
-                       timeout}});
+                       timeout, "--gap-us", gap}});
     }
     if (!mpi_peer.empty()) {
       // Unbound ranks, like the other systems' processes.
       runs.push_back({"mpi",
                       {mpirun, "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np",
-                       n, mpi_peer, "--world", n, "--plan", plan}});
+                       n, mpi_peer, "--world", n, "--plan", plan, "--gap-us", gap}});
     }
     return runs;
   }
@@ -257,7 +263,9 @@ void write_report(std::ostream& out, const AllreduceBenchOptions& o,
       "dtrain:" + o.dtrain_algos.front() + (o.dtrain_verify ? "" : ",noverify");
   out << "Command: " << command_line << "\n"
       << "Allreduce, float32 sum, loopback; median over iterations of the slowest rank's time "
-         "(barrier before each iteration)"
+         "(barrier before each iteration"
+      << (o.gap_us > 0 ? ", then " + std::to_string(o.gap_us) + " us of computation on every rank" : "")
+      << ")"
       << (o.rounds > 1 ? std::string(o.best_round ? "; best" : "; median") + " of " +
                              std::to_string(o.rounds) + " rounds' medians"
                        : "")
@@ -313,6 +321,7 @@ int run_allreduce_bench(const AllreduceBenchOptions& o, const std::string& comma
                           {"malloc_tuned", o.tune_malloc},
                           {"notes", peers.notes},
                           {"rounds", o.rounds},
+                          {"gap_us", o.gap_us},
                           {"results", nlohmann::json::array()},
                           {"all_rounds", nlohmann::json::array()}};
     for (const AllreduceResult& r : results) doc["results"].push_back(to_json(r));

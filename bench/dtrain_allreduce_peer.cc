@@ -97,7 +97,8 @@ int run_rank(int rank, const PeerArgs& args, const DtrainPeerConfig& config) {
       std::fill(buffer.data(), buffer.data() + count, 0.0f);
       std::vector<double> seconds = time_iterations(
           size.warmup, size.iters, [&] { comm->barrier(); },
-          [&] { comm->allreduce(buffer.data(), count, DType::kFloat32, ReduceOp::kSum); });
+          [&] { comm->allreduce(buffer.data(), count, DType::kFloat32, ReduceOp::kSum); },
+          args.gap);
       comm->allreduce(seconds.data(), seconds.size(), DType::kFloat64, ReduceOp::kMax);
       fill_check_values(buffer.data(), count, rank);
       comm->barrier();

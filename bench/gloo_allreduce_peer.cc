@@ -71,7 +71,7 @@ int run_rank(int rank, const PeerArgs& args, const std::vector<std::string>& alg
       auto allreduce = make_allreduce(algo, context, buffer.data(), count);
       std::fill(buffer.data(), buffer.data() + count, 0.0f);
       std::vector<double> seconds = time_iterations(
-          size.warmup, size.iters, [&] { barrier.run(); }, [&] { allreduce->run(); });
+          size.warmup, size.iters, [&] { barrier.run(); }, [&] { allreduce->run(); }, args.gap);
       max_over_ranks(context, seconds);
       fill_check_values(buffer.data(), count, rank);
       barrier.run();

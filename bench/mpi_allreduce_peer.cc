@@ -43,7 +43,8 @@ int peer_main(int argc, char** argv) {
         size.warmup, size.iters, [] { MPI_Barrier(MPI_COMM_WORLD); },
         [&] {
           MPI_Allreduce(MPI_IN_PLACE, buffer.data(), count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-        });
+        },
+        args.gap);
     MPI_Allreduce(MPI_IN_PLACE, seconds.data(), static_cast<int>(seconds.size()), MPI_DOUBLE,
                   MPI_MAX, MPI_COMM_WORLD);
     fill_check_values(buffer.data(), count, rank);

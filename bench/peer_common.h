@@ -7,8 +7,9 @@
 //    "median_s": ..., "min_s": ..., "p90_s": ..., "algorithm": "...", "check": "ok"}
 // Diagnostics go to stderr. Exit status 0 only if every rank finished and every check passed.
 //
-// Timing method, identical for the three systems: before each iteration all ranks pass a barrier;
-// each rank times its own allreduce call (steady clock, seconds); after all iterations the
+// Timing method, identical for the three systems: before each iteration all ranks pass a barrier
+// (then, with --gap-us G, every rank computes for G microseconds, untimed: the CPU-bound work that
+// precedes a training step's last gradient allreduce); each rank times its own allreduce call (steady clock, seconds); after all iterations the
 // per-iteration times are reduced with max over ranks (one allreduce of a double array on the
 // system under test, not timed); the reported figure is the median over iterations of that max.
 // Buffers are float32, allocated once at the largest planned size and touched before timing.
@@ -34,6 +35,7 @@ struct PlannedSize {
 struct PeerArgs {
   int world = 2;
   std::vector<PlannedSize> plan;
+  std::chrono::microseconds gap{0};  // --gap-us: busy time between the barrier and each allreduce
   // Flags this module does not know, "--name value" -> {"name", "value"}.
   std::map<std::string, std::string> extra;
 };
@@ -45,9 +47,10 @@ std::string format_plan(const std::vector<PlannedSize>& plan);
 std::vector<PlannedSize> parse_plan(const std::string& text);
 
 // Per-iteration seconds on this rank: `warmup` untimed runs, then `iters` timed ones, each after
-// barrier().
+// barrier() and `gap` of busy computation on this thread.
 std::vector<double> time_iterations(int warmup, int iters, const std::function<void()>& barrier,
-                                    const std::function<void()>& run);
+                                    const std::function<void()>& run,
+                                    std::chrono::microseconds gap = {});
 
 struct Summary {
   double median_s = 0;

@@ -88,6 +88,10 @@ PeerArgs parse_peer_args(int argc, char** argv) {
     if (name == "world") {
       args.world = static_cast<int>(parse_long(value, "--world"));
       if (args.world < 1) throw std::invalid_argument("--world must be >= 1");
+    } else if (name == "gap-us") {
+      const long us = parse_long(value, "--gap-us");
+      if (us < 0 || us > 10'000'000) throw std::invalid_argument("--gap-us takes 0 to 10000000");
+      args.gap = std::chrono::microseconds(us);
     } else if (name == "plan") {
       args.plan = parse_plan(value);
       have_plan = true;
@@ -99,16 +103,34 @@ PeerArgs parse_peer_args(int argc, char** argv) {
   return args;
 }
 
+namespace {
+
+// Floating-point work on this thread until `gap` has passed (keeps its core busy, as a training
+// step's backward does).
+void compute_for(std::chrono::microseconds gap) {
+  if (gap.count() <= 0) return;
+  const auto until = std::chrono::steady_clock::now() + gap;
+  volatile double x = 1.0;
+  while (std::chrono::steady_clock::now() < until) {
+    for (int i = 0; i < 64; ++i) x = x * 1.000000001 + 1e-12;
+  }
+}
+
+}  // namespace
+
 std::vector<double> time_iterations(int warmup, int iters, const std::function<void()>& barrier,
-                                    const std::function<void()>& run) {
+                                    const std::function<void()>& run,
+                                    std::chrono::microseconds gap) {
   for (int i = 0; i < warmup; ++i) {
     barrier();
+    compute_for(gap);
     run();
   }
   std::vector<double> seconds;
   seconds.reserve(iters);
   for (int i = 0; i < iters; ++i) {
     barrier();
+    compute_for(gap);
     auto start = std::chrono::steady_clock::now();
     run();
     std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
