@@ -62,6 +62,13 @@ struct CommOptions {
   size_t halving_doubling_max_bytes = size_t{4} << 20;
   // Address the transport listens on (loopback by default; a NIC's address for several machines).
   std::string hostname = "127.0.0.1";
+  // Nice value given to the transport's event-loop thread (Gloo's, which reads the sockets):
+  // 0..19, 0 = leave it as created. A loop thread at the caller's priority can wake up, preempt
+  // the thread that holds the connection's lock mid-send, and then spin on that lock, so on a
+  // machine with no idle core an allreduce right after computation stalled for a scheduler slice
+  // (2 ranks on 2 vCPUs, 128 KiB after 1.5 ms of compute: 1.75 ms at nice 0, 0.10-0.14 ms at 19;
+  // docs/performance.md). On a machine with idle cores the loop never waits for one.
+  int progress_thread_nice = 19;
 };
 
 // Counters of what this communicator moved (exact payload bytes, not counting TCP headers).

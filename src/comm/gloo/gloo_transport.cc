@@ -5,8 +5,15 @@
 #include <gloo/transport/tcp/device.h>
 #include <gloo/transport/unbound_buffer.h>
 #include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <spdlog/spdlog.h>
 
 #include "comm/gloo/store_adapter.h"
 #include "dtrain/prefix_store.h"
@@ -131,6 +138,70 @@ void GlooTransport::retire(std::unique_ptr<gloo::transport::UnboundBuffer> buf) 
   // Destroyed outside the lock; completed kRetiredKept operations ago, so Gloo let go long since.
 }
 
+namespace {
+
+// Registered with Gloo's event loop for one tick: runs on the loop thread, lowers its priority,
+// drains the eventfd (level-triggered epoll would call again) and reports back.
+class NiceOnLoopThread : public gloo::transport::tcp::Handler {
+ public:
+  NiceOnLoopThread(int fd, int nice) : fd_(fd), nice_(nice) {}
+
+  void handleEvents(int) override {
+    uint64_t count = 0;
+    [[maybe_unused]] ssize_t got = ::read(fd_, &count, sizeof(count));
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (done_) return;
+    errno = 0;
+    if (setpriority(PRIO_PROCESS, 0, nice_) != 0) {  // Linux: 0 = the calling thread
+      error_ = std::string("setpriority: ") + std::strerror(errno);
+    }
+    done_ = true;
+    cv_.notify_all();
+  }
+
+  // Empty on success; "timed out" if the loop never ran the handler within `wait`.
+  std::string wait_done(std::chrono::milliseconds wait) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (!cv_.wait_for(lock, wait, [&] { return done_; })) return "the event loop did not run it in time";
+    return error_;
+  }
+
+ private:
+  const int fd_;
+  const int nice_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool done_ = false;       // GUARDED_BY(mutex_)
+  std::string error_;       // GUARDED_BY(mutex_)
+};
+
+}  // namespace
+
+std::string set_event_loop_nice(gloo::transport::Device& device, int nice,
+                                std::chrono::milliseconds wait) {
+  auto* tcp = dynamic_cast<gloo::transport::tcp::Device*>(&device);
+  if (tcp == nullptr) return "not a gloo tcp device";
+  const int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fd < 0) return std::string("eventfd: ") + std::strerror(errno);
+  NiceOnLoopThread handler(fd, nice);
+  std::string result;
+  try {
+    tcp->registerDescriptor(fd, EPOLLIN, &handler);
+    const uint64_t one = 1;
+    if (::write(fd, &one, sizeof(one)) != sizeof(one)) {
+      result = std::string("eventfd write: ") + std::strerror(errno);
+    } else {
+      result = handler.wait_done(wait);
+    }
+    // From this thread, never from the handler: unregistering waits for the loop's tick.
+    tcp->unregisterDescriptor(fd, &handler);
+  } catch (const std::exception& e) {
+    result = std::string("gloo: ") + e.what();
+  }
+  ::close(fd);
+  return result;
+}
+
 std::unique_ptr<GlooTransport> GlooTransport::connect(std::shared_ptr<Store> store, int rank,
                                                       int size,
                                                       const GlooTransportOptions& options) {
@@ -158,6 +229,14 @@ std::unique_ptr<GlooTransport> GlooTransport::connect(std::shared_ptr<Store> sto
       device = gloo::transport::tcp::CreateDevice(attr);
     } catch (const std::exception& e) {
       throw IoError("gloo: cannot create a TCP device on '" + options.hostname + "': " + e.what());
+    }
+    if (options.event_loop_nice != 0) {
+      std::string failed =
+          set_event_loop_nice(*device, options.event_loop_nice, std::chrono::seconds(5));
+      if (!failed.empty()) {
+        spdlog::warn("gloo transport: could not set the event loop's nice value to {}: {}",
+                     options.event_loop_nice, failed);
+      }
     }
   }
   std::string last_error;

@@ -49,7 +49,16 @@ namespace dtrain::gloo_backend {
 struct GlooTransportOptions {
   std::string hostname = "127.0.0.1";  // address the pairs listen on
   std::chrono::milliseconds connect_timeout = kDefaultTimeout;
+  // Nice value for the event-loop thread of a device this transport creates (0: unchanged).
+  // CommOptions::progress_thread_nice says why.
+  int event_loop_nice = 0;
 };
+
+// Runs setpriority(nice) on the event-loop thread of `device` (a gloo tcp device), from that
+// thread: a one-shot eventfd handler registered with the loop. Returns an empty string on
+// success, else what failed (the caller logs it; the transport works either way).
+std::string set_event_loop_nice(gloo::transport::Device& device, int nice,
+                                std::chrono::milliseconds wait);
 
 class GlooOp;
 
