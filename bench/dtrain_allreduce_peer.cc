@@ -39,7 +39,7 @@ constexpr std::chrono::seconds kDefaultTimeout{600};
 struct DtrainPeerConfig {
   std::vector<std::string> algos;  // "auto", "ring", "rd", "direct", "hd"
   bool verify = true;
-  int progress_nice = CommOptions{}.progress_thread_nice;  // --progress-nice
+  int progress_nice = 19;  // --progress-nice; what `dtrain train` sets (CommOptions default: 0)
   std::string store_kind = "file";
   std::string store_where;  // folder (file) or host:port (tcp)
   std::chrono::seconds timeout = kDefaultTimeout;

@@ -68,7 +68,10 @@ struct CommOptions {
   // machine with no idle core an allreduce right after computation stalled for a scheduler slice
   // (2 ranks on 2 vCPUs, 128 KiB after 1.5 ms of compute: 1.75 ms at nice 0, 0.10-0.14 ms at 19;
   // docs/performance.md). On a machine with idle cores the loop never waits for one.
-  int progress_thread_nice = 19;
+  // `dtrain train` (one rank per process) sets 19. The library default stays 0: with 5 ranks as
+  // threads of one process under a parallel test load, one run stalled a receive for 60 s with
+  // the loops at 19 (not yet explained; docs/communication.md).
+  int progress_thread_nice = 0;
 };
 
 // Counters of what this communicator moved (exact payload bytes, not counting TCP headers).
