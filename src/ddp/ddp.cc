@@ -146,14 +146,7 @@ class DistributedDataParallel::Impl {
       for (size_t k = 0; k < b.params.size(); ++k) {
         size_t pi = b.params[k];
         if (ready_[pi]) continue;
-        const auto& g = params_[pi].grad();
-        if (in_bucket(b, k, g)) continue;
-        auto slice = b.flat.narrow(0, b.offsets[k], params_[pi].numel());
-        if (g.defined()) {
-          slice.copy_(g.reshape({-1}));
-        } else {
-          slice.zero_();
-        }
+        fill_range(b, k, params_[pi].grad());
       }
     }
     for (size_t j = 0; j < unlaunched.size(); ++j) {
@@ -381,11 +374,7 @@ class DistributedDataParallel::Impl {
     ready_[i] = true;
     Bucket& b = buckets_[bucket_of_parameter_[i]];
     size_t k = slot_in_bucket_[i];
-    const auto& g = params_[i].grad();
-    if (!in_bucket(b, k, g)) {
-      torch::NoGradGuard no_grad;
-      b.flat.narrow(0, b.offsets[k], params_[i].numel()).copy_(g.reshape({-1}));
-    }
+    fill_range(b, k, params_[i].grad());
     if (--b.pending == 0) {
       std::lock_guard<std::mutex> lock(launch_mutex_);
       // The last bucket to fill waits for finish_backward (Note [DDP last bucket]).
@@ -402,20 +391,28 @@ class DistributedDataParallel::Impl {
                                               b.offsets[k] * b.flat.element_size();
   }
 
+  // Puts g, parameter k's gradient, into its range of bucket b's flat: a copy, or zeros when g
+  // is undefined (unused this step), or nothing when g already is that range. Returns the range.
+  torch::Tensor fill_range(Bucket& b, size_t k, const torch::Tensor& g) {
+    auto range = b.flat.narrow(0, b.offsets[k], params_[b.params[k]].numel());
+    if (in_bucket(b, k, g)) return range;
+    torch::NoGradGuard no_grad;
+    if (g.defined()) {
+      range.copy_(g.reshape({-1}));
+    } else {
+      range.zero_();
+    }
+    return range;
+  }
+
   // Makes every parameter's .grad its range of its bucket (Note [DDP gradients in the buckets]).
   void attach_gradients() {
     torch::NoGradGuard no_grad;
     for (auto& b : buckets_) {
       for (size_t k = 0; k < b.params.size(); ++k) {
         auto& p = params_[b.params[k]];
-        const torch::Tensor g = p.grad();
-        if (in_bucket(b, k, g)) continue;
-        auto slice = b.flat.narrow(0, b.offsets[k], p.numel());
-        if (g.defined()) {
-          slice.copy_(g.reshape({-1}));
-        } else {
-          slice.zero_();
-        }
+        if (in_bucket(b, k, p.grad())) continue;
+        auto slice = fill_range(b, k, p.grad());
         torch::Tensor keep = b.flat;  // the storage lives as long as this .grad
         p.mutable_grad() = torch::from_blob(
             slice.data_ptr(), p.sizes(), [keep](void*) mutable { keep.reset(); },
