@@ -2,7 +2,7 @@
 //
 //   dtrain_allreduce_peer --world N --plan BYTES:WARMUP:ITERS,...
 //       [--algos auto,ring,rd,direct,hd] [--verify 1|0] [--store file|tcp] [--timeout-s S]
-//       [--progress-nice N] [--gap-us G]
+//       [--progress-batch 1|0] [--progress-nice N] [--gap-us G]
 //
 // Forks N rank processes; each builds a Communicator::create_gloo over a dtrain FileStore in a
 // fresh temp folder (or a TcpStore served by the parent: --store tcp) and allreduces float32 sums
@@ -11,7 +11,8 @@
 // (peer_common.h: protocol and timing method); "algorithm" names what ran (for auto, the
 // choice CommOptions documents: recursive doubling up to small_allreduce_bytes, ring above).
 // --verify 0 turns off the per-collective descriptor exchange (CommOptions::verify_collectives).
-// --progress-nice sets CommOptions::progress_thread_nice (0: leave Gloo's event loop alone).
+// --progress-batch and --progress-nice set CommOptions::progress_thread_batch (default 1) and
+// progress_thread_nice (default 0), how Gloo's event-loop thread is scheduled.
 #include <unistd.h>
 
 #include <chrono>
@@ -39,7 +40,8 @@ constexpr std::chrono::seconds kDefaultTimeout{600};
 struct DtrainPeerConfig {
   std::vector<std::string> algos;  // "auto", "ring", "rd", "direct", "hd"
   bool verify = true;
-  int progress_nice = 19;  // --progress-nice; what `dtrain train` sets (CommOptions default: 0)
+  bool progress_batch = true;  // --progress-batch (CommOptions' default)
+  int progress_nice = 0;       // --progress-nice (CommOptions' default)
   std::string store_kind = "file";
   std::string store_where;  // folder (file) or host:port (tcp)
   std::chrono::seconds timeout = kDefaultTimeout;
@@ -90,6 +92,7 @@ int run_rank(int rank, const PeerArgs& args, const DtrainPeerConfig& config) {
     options.timeout = config.timeout;
     options.connect_timeout = std::chrono::seconds(60);
     options.verify_collectives = config.verify;
+    options.progress_thread_batch = config.progress_batch;
     options.progress_thread_nice = config.progress_nice;
     options.allreduce_algorithm = to_algorithm(algo);
     // One communicator per algorithm, each rendezvousing under its own key prefix.
@@ -132,6 +135,7 @@ int peer_main(int argc, char** argv) {
     config.algos.push_back(a);
   }
   if (args.extra.count("verify")) config.verify = args.extra["verify"] != "0";
+  if (args.extra.count("progress-batch")) config.progress_batch = args.extra["progress-batch"] != "0";
   if (args.extra.count("progress-nice")) config.progress_nice = std::stoi(args.extra["progress-nice"]);
   if (args.extra.count("store")) config.store_kind = args.extra["store"];
   if (config.store_kind != "file" && config.store_kind != "tcp") {

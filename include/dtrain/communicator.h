@@ -62,15 +62,23 @@ struct CommOptions {
   size_t halving_doubling_max_bytes = size_t{4} << 20;
   // Address the transport listens on (loopback by default; a NIC's address for several machines).
   std::string hostname = "127.0.0.1";
-  // Nice value given to the transport's event-loop thread (Gloo's, which reads the sockets):
-  // 0..19, 0 = leave it as created. A loop thread at the caller's priority can wake up, preempt
-  // the thread that holds the connection's lock mid-send, and then spin on that lock, so on a
-  // machine with no idle core an allreduce right after computation stalled for a scheduler slice
-  // (2 ranks on 2 vCPUs, 128 KiB after 1.5 ms of compute: 1.75 ms at nice 0, 0.10-0.14 ms at 19;
-  // docs/performance.md). On a machine with idle cores the loop never waits for one.
-  // `dtrain train` (one rank per process) sets 19. The library default stays 0: with 5 ranks as
-  // threads of one process under a parallel test load, one run stalled a receive for 60 s with
-  // the loops at 19 (not yet explained; docs/communication.md).
+  // How the transport's event-loop thread (Gloo's, which reads the sockets) is scheduled. A loop
+  // thread at the caller's priority can wake up, preempt the thread that holds the connection's
+  // lock mid-send, and then spin on that lock, so on a machine with no idle core an allreduce
+  // right after computation stalled for a scheduler slice (2 ranks on 2 vCPUs, 128 KiB after 1.5
+  // ms of compute: ~1.8 ms; docs/performance.md). On a machine with idle cores nothing waits.
+  //
+  // progress_thread_batch (default): the loop runs under SCHED_BATCH, Linux's policy for threads
+  // that must not preempt others when they wake, at the caller's nice value and so with the same
+  // CPU share. The stall above drops to 0.12-0.4 ms, and `make run` goes from ~33k to ~61k
+  // samples/s on 2 vCPUs.
+  //
+  // progress_thread_nice (0..19, default 0 = leave it): a nice value for the loop as well. 19
+  // removes the stall entirely (0.06-0.17 ms, `make run` ~67k samples/s), but a loop at nice 19
+  // gets ~1.5 % of a core against each busy thread at nice 0: with other work saturating the
+  // cores, communication starves (`make run` beside 2 busy loops: ~3.4k samples/s at 19 against
+  // ~13k with the default; 5 ranks of one process beside 4 busy loops: 12 s against 1.7 s).
+  bool progress_thread_batch = true;
   int progress_thread_nice = 0;
 };
 

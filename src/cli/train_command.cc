@@ -66,9 +66,6 @@ int run_train(const WorkerFlags& flags) {
     auto timeout = std::chrono::milliseconds(static_cast<int64_t>(config.timeout_s * 1000));
     comm_options.timeout = timeout;
     comm_options.connect_timeout = std::max(timeout, kDefaultTimeout);
-    // One rank per process: keep Gloo's event loop from preempting this process's own threads
-    // (CommOptions::progress_thread_nice; the `make run` MLP: ~38k -> ~90k samples/s).
-    comm_options.progress_thread_nice = 19;
     TrainOutput output;
     if (flags.progress == "tty") output.terminal = true;
     if (flags.progress == "plain") output.terminal = false;

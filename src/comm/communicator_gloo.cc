@@ -15,6 +15,7 @@ std::unique_ptr<Communicator> Communicator::create_gloo(std::shared_ptr<Store> s
     throw InvalidArgumentError("create_gloo: progress_thread_nice must be 0..19, got " +
                                std::to_string(options.progress_thread_nice));
   }
+  transport_options.event_loop_batch = options.progress_thread_batch;
   transport_options.event_loop_nice = options.progress_thread_nice;
   auto scoped = std::make_shared<PrefixStore>("comm", std::move(store));
   auto transport = gloo_backend::GlooTransport::connect(scoped, rank, size, transport_options);

@@ -4,6 +4,7 @@
 #include <gloo/rendezvous/context.h>
 #include <gloo/transport/tcp/device.h>
 #include <gloo/transport/unbound_buffer.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
@@ -140,20 +141,25 @@ void GlooTransport::retire(std::unique_ptr<gloo::transport::UnboundBuffer> buf) 
 
 namespace {
 
-// Registered with Gloo's event loop for one tick: runs on the loop thread, lowers its priority,
+// Registered with Gloo's event loop for one tick: runs on the loop thread, sets its scheduling,
 // drains the eventfd (level-triggered epoll would call again) and reports back.
-class NiceOnLoopThread : public gloo::transport::tcp::Handler {
+class SchedulingOnLoopThread : public gloo::transport::tcp::Handler {
  public:
-  NiceOnLoopThread(int fd, int nice) : fd_(fd), nice_(nice) {}
+  SchedulingOnLoopThread(int fd, bool batch, int nice) : fd_(fd), batch_(batch), nice_(nice) {}
 
   void handleEvents(int) override {
     uint64_t count = 0;
     [[maybe_unused]] ssize_t got = ::read(fd_, &count, sizeof(count));
     std::lock_guard<std::mutex> lock(mutex_);
     if (done_) return;
+    // Linux: pid 0 = the calling thread, for both calls.
+    sched_param param{};  // SCHED_BATCH takes priority 0; the nice value still applies
+    if (batch_ && sched_setscheduler(0, SCHED_BATCH, &param) != 0) {
+      error_ = std::string("sched_setscheduler(SCHED_BATCH): ") + std::strerror(errno);
+    }
     errno = 0;
-    if (setpriority(PRIO_PROCESS, 0, nice_) != 0) {  // Linux: 0 = the calling thread
-      error_ = std::string("setpriority: ") + std::strerror(errno);
+    if (nice_ != 0 && setpriority(PRIO_PROCESS, 0, nice_) != 0) {
+      error_ += (error_.empty() ? "" : "; ") + std::string("setpriority: ") + std::strerror(errno);
     }
     done_ = true;
     cv_.notify_all();
@@ -168,6 +174,7 @@ class NiceOnLoopThread : public gloo::transport::tcp::Handler {
 
  private:
   const int fd_;
+  const bool batch_;
   const int nice_;
   std::mutex mutex_;
   std::condition_variable cv_;
@@ -177,13 +184,13 @@ class NiceOnLoopThread : public gloo::transport::tcp::Handler {
 
 }  // namespace
 
-std::string set_event_loop_nice(gloo::transport::Device& device, int nice,
-                                std::chrono::milliseconds wait) {
+std::string set_event_loop_scheduling(gloo::transport::Device& device, bool batch, int nice,
+                                      std::chrono::milliseconds wait) {
   auto* tcp = dynamic_cast<gloo::transport::tcp::Device*>(&device);
   if (tcp == nullptr) return "not a gloo tcp device";
   const int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (fd < 0) return std::string("eventfd: ") + std::strerror(errno);
-  NiceOnLoopThread handler(fd, nice);
+  SchedulingOnLoopThread handler(fd, batch, nice);
   std::string result;
   try {
     tcp->registerDescriptor(fd, EPOLLIN, &handler);
@@ -230,12 +237,12 @@ std::unique_ptr<GlooTransport> GlooTransport::connect(std::shared_ptr<Store> sto
     } catch (const std::exception& e) {
       throw IoError("gloo: cannot create a TCP device on '" + options.hostname + "': " + e.what());
     }
-    if (options.event_loop_nice != 0) {
-      std::string failed =
-          set_event_loop_nice(*device, options.event_loop_nice, std::chrono::seconds(5));
+    if (options.event_loop_batch || options.event_loop_nice != 0) {
+      std::string failed = set_event_loop_scheduling(*device, options.event_loop_batch,
+                                                     options.event_loop_nice, std::chrono::seconds(5));
       if (!failed.empty()) {
-        spdlog::warn("gloo transport: could not set the event loop's nice value to {}: {}",
-                     options.event_loop_nice, failed);
+        spdlog::warn("gloo transport: could not set the event loop's scheduling (batch {}, nice {}): {}",
+                     options.event_loop_batch, options.event_loop_nice, failed);
       }
     }
   }

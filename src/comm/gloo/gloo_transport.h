@@ -49,16 +49,18 @@ namespace dtrain::gloo_backend {
 struct GlooTransportOptions {
   std::string hostname = "127.0.0.1";  // address the pairs listen on
   std::chrono::milliseconds connect_timeout = kDefaultTimeout;
-  // Nice value for the event-loop thread of a device this transport creates (0: unchanged).
-  // CommOptions::progress_thread_nice says why.
+  // Scheduling of the event-loop thread of a device this transport creates: SCHED_BATCH, and a
+  // nice value (0: unchanged). CommOptions::progress_thread_batch says why.
+  bool event_loop_batch = true;
   int event_loop_nice = 0;
 };
 
-// Runs setpriority(nice) on the event-loop thread of `device` (a gloo tcp device), from that
-// thread: a one-shot eventfd handler registered with the loop. Returns an empty string on
-// success, else what failed (the caller logs it; the transport works either way).
-std::string set_event_loop_nice(gloo::transport::Device& device, int nice,
-                                std::chrono::milliseconds wait);
+// Puts the event-loop thread of `device` (a gloo tcp device) under SCHED_BATCH if `batch` and
+// at `nice` if not 0, from that thread: a one-shot eventfd handler registered with the loop.
+// Returns an empty string on success, else what failed (the caller logs it; the transport works
+// either way).
+std::string set_event_loop_scheduling(gloo::transport::Device& device, bool batch, int nice,
+                                      std::chrono::milliseconds wait);
 
 class GlooOp;
 
