@@ -72,6 +72,10 @@ struct TrainConfig {
   double bucket_mb = 25.0;   // DDP gradient bucket size, MiB
   std::string metrics;       // JSON-lines metrics file; "-" = stdout; "" = none
   double timeout_s = 60.0;   // bound on each communication operation, seconds
+  // Nice value of the communication event-loop thread, 0..19 (CommOptions::progress_thread_nice):
+  // 19 is fastest when the job has its cores to itself and starves communication when other work
+  // keeps them busy; 0 (default) leaves it at the worker's priority, under SCHED_BATCH.
+  int64_t progress_nice = 0;
   bool quiet = false;        // no progress bar / progress lines (summary still printed)
 
   // Checkpoints (docs/checkpoints.md). Saving is on when checkpoint_dir is set: every

@@ -66,6 +66,7 @@ int run_train(const WorkerFlags& flags) {
     auto timeout = std::chrono::milliseconds(static_cast<int64_t>(config.timeout_s * 1000));
     comm_options.timeout = timeout;
     comm_options.connect_timeout = std::max(timeout, kDefaultTimeout);
+    comm_options.progress_thread_nice = static_cast<int>(config.progress_nice);
     TrainOutput output;
     if (flags.progress == "tty") output.terminal = true;
     if (flags.progress == "plain") output.terminal = false;

@@ -192,6 +192,7 @@ void validate_config_except_model(const TrainConfig& c) {
   if (c.threads < 0) fail("threads", "must not be negative");
   if (!(c.bucket_mb > 0)) fail("bucket_mb", "must be positive");
   if (!(c.timeout_s > 0)) fail("timeout_s", "must be positive");
+  if (c.progress_nice < 0 || c.progress_nice > 19) fail("progress_nice", "must be in 0..19");
   if (c.nproc <= 0) fail("nproc", "must be positive");
   parse_checkpoint_every(c.checkpoint_every);
   if (c.keep_checkpoints < 0) fail("keep_checkpoints", "must not be negative");

@@ -180,6 +180,8 @@ std::vector<KeyEntry> make_table() {
       {{"bucket_mb", "gradient bucket size, MiB"}, double_key(&C::bucket_mb)},
       {{"metrics", "JSON-lines metrics file ('-' = stdout, '' = none)"}, string_key(&C::metrics)},
       {{"timeout_s", "bound on each communication operation, seconds"}, double_key(&C::timeout_s)},
+      {{"progress_nice", "nice value of the communication event loop, 0..19 (docs/training.md)"},
+       int_key(&C::progress_nice)},
       {{"quiet", "no progress output (the summary is still printed)", true}, bool_key(&C::quiet)},
       {{"checkpoint_dir", "directory for checkpoints ('' = none)"}, string_key(&C::checkpoint_dir)},
       {{"checkpoint_every", "checkpoint interval: N (optimizer steps) or Ts (seconds), e.g. 30s"},

@@ -76,6 +76,15 @@ TEST(ConfigTest, ValidationRejectsBadCombinations) {
   c = TrainConfig{};
   c.per_worker_batch = 32;
   EXPECT_EQ(global_batch(c, 3), 96);
+  for (const char* bad : {"-1", "20"}) {  // a nice value: 0..19
+    c = TrainConfig{};
+    set_config_value(c, "progress_nice", bad);
+    EXPECT_THROW(validate_config(c), InvalidArgumentError) << bad;
+  }
+  c = TrainConfig{};
+  set_config_value(c, "progress_nice", "19");
+  EXPECT_EQ(c.progress_nice, 19);
+  EXPECT_NO_THROW(validate_config(c));
 }
 
 TEST(ConfigTest, JsonAndYamlFilesUseTheSameNames) {
