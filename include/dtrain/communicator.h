@@ -70,11 +70,11 @@ struct CommOptions {
   //
   // progress_thread_batch (default): the loop runs under SCHED_BATCH, Linux's policy for threads
   // that must not preempt others when they wake, at the caller's nice value and so with the same
-  // CPU share. The stall above drops to 0.12-0.4 ms, and `make run` goes from ~33k to ~61k
-  // samples/s on 2 vCPUs.
+  // CPU share. The stall above drops to 0.12-0.28 ms (128 KiB), and `make run` goes from ~33k
+  // to ~61k samples/s on 2 vCPUs.
   //
   // progress_thread_nice (0..19, default 0 = leave it): a nice value for the loop as well. 19
-  // removes the stall entirely (0.06-0.17 ms, `make run` ~67k samples/s), but a loop at nice 19
+  // removes more of it (0.07-0.22 ms, `make run` ~67k samples/s), but a loop at nice 19
   // gets ~1.5 % of a core against each busy thread at nice 0: with other work saturating the
   // cores, communication starves (`make run` beside 2 busy loops: ~3.4k samples/s at 19 against
   // ~13k with the default; 5 ranks of one process beside 4 busy loops: 12 s against 1.7 s).
