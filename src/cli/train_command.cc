@@ -13,6 +13,7 @@
 #include <memory>
 
 #include "cli/train_flags.h"
+#include "train/config_internal.h"
 #include "dtrain/env.h"
 #include "dtrain/prefix_store.h"
 #include "dtrain/tcp_store.h"
@@ -62,11 +63,7 @@ int run_train(const WorkerFlags& flags) {
     WorldInfo world = world_from_env();
     rank = world.rank;
     init_logging(world.rank, log_level_from_env(LogLevel::kWarn));
-    CommOptions comm_options;
-    auto timeout = std::chrono::milliseconds(static_cast<int64_t>(config.timeout_s * 1000));
-    comm_options.timeout = timeout;
-    comm_options.connect_timeout = std::max(timeout, kDefaultTimeout);
-    comm_options.progress_thread_nice = static_cast<int>(config.progress_nice);
+    CommOptions comm_options = comm_options_for(config);
     TrainOutput output;
     if (flags.progress == "tty") output.terminal = true;
     if (flags.progress == "plain") output.terminal = false;

@@ -1,5 +1,7 @@
 // Config files (JSON and a flat YAML subset), validation, and batch arithmetic.
+#include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -257,6 +259,14 @@ int64_t per_worker_batch(const TrainConfig& c, int world) {
                                std::to_string(c.grad_accumulation) + " micro-batches");
   }
   return per_worker;
+}
+
+CommOptions comm_options_for(const TrainConfig& config) {
+  CommOptions o;
+  o.timeout = std::chrono::milliseconds(static_cast<int64_t>(config.timeout_s * 1000));
+  o.connect_timeout = std::max(o.timeout, kDefaultTimeout);
+  o.progress_thread_nice = static_cast<int>(config.progress_nice);
+  return o;
 }
 
 }  // namespace dtrain

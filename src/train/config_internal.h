@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "dtrain/communicator.h"
 #include "dtrain/config.h"
 
 namespace dtrain {
@@ -29,5 +30,8 @@ const KeyEntry& find_key(std::string_view key);
 // validate_config without the check that `model` names a built-in model (for a user's module,
 // whose name only labels the output).
 void validate_config_except_model(const TrainConfig& config);
+// The communicator options a training job's config asks for: timeout_s bounds each operation
+// (and, at least kDefaultTimeout, the connection), progress_nice the event loop's nice value.
+CommOptions comm_options_for(const TrainConfig& config);
 
 }  // namespace dtrain

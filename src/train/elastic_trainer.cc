@@ -181,10 +181,7 @@ TrainResult train_elastic(const TrainConfig& config, const ModelHandle& model,
   MonitorOptions monitor_options;
   monitor_options.heartbeat_timeout =
       std::chrono::milliseconds(static_cast<int64_t>(config.heartbeat_timeout_s * 1000));
-  CommOptions comm_options;
-  comm_options.timeout = std::chrono::milliseconds(static_cast<int64_t>(config.timeout_s * 1000));
-  comm_options.connect_timeout = std::max(comm_options.timeout, std::chrono::milliseconds(30000));
-  comm_options.progress_thread_nice = static_cast<int>(config.progress_nice);
+  CommOptions comm_options = comm_options_for(config);
   FaultPlan faults = config.fault.empty() ? FaultPlan::from_env(process_env())
                                           : FaultPlan::parse(config.fault, "config key 'fault'");
 

@@ -8,6 +8,7 @@
 
 #include "dtrain/config.h"
 #include "dtrain/error.h"
+#include "train/config_internal.h"
 #include "train/lr_schedule.h"
 
 namespace dtrain {
@@ -85,6 +86,22 @@ TEST(ConfigTest, ValidationRejectsBadCombinations) {
   set_config_value(c, "progress_nice", "19");
   EXPECT_EQ(c.progress_nice, 19);
   EXPECT_NO_THROW(validate_config(c));
+}
+
+// What `dtrain train` and the elastic trainer hand to their communicators.
+TEST(ConfigTest, CommOptionsFollowTheConfig) {
+  TrainConfig c;
+  CommOptions o = comm_options_for(c);
+  EXPECT_EQ(o.timeout, std::chrono::milliseconds(60000));
+  EXPECT_EQ(o.connect_timeout, std::chrono::milliseconds(60000));
+  EXPECT_EQ(o.progress_thread_nice, 0);
+  EXPECT_TRUE(o.progress_thread_batch);
+  set_config_value(c, "timeout_s", "2.5");
+  set_config_value(c, "progress_nice", "19");
+  o = comm_options_for(c);
+  EXPECT_EQ(o.timeout, std::chrono::milliseconds(2500));
+  EXPECT_EQ(o.connect_timeout, kDefaultTimeout) << "connecting gets at least the default";
+  EXPECT_EQ(o.progress_thread_nice, 19);
 }
 
 TEST(ConfigTest, JsonAndYamlFilesUseTheSameNames) {
