@@ -392,10 +392,11 @@ class DistributedDataParallel::Impl {
   }
 
   // Puts g, parameter k's gradient, into its range of bucket b's flat: a copy, or zeros when g
-  // is undefined (unused this step), or nothing when g already is that range. Returns the range.
+  // is undefined (unused this step). Returns that range, or an undefined tensor (and does
+  // nothing: the hook's common case, so no view is made) when g already is that range.
   torch::Tensor fill_range(Bucket& b, size_t k, const torch::Tensor& g) {
+    if (in_bucket(b, k, g)) return {};
     auto range = b.flat.narrow(0, b.offsets[k], params_[b.params[k]].numel());
-    if (in_bucket(b, k, g)) return range;
     torch::NoGradGuard no_grad;
     if (g.defined()) {
       range.copy_(g.reshape({-1}));
@@ -411,8 +412,8 @@ class DistributedDataParallel::Impl {
     for (auto& b : buckets_) {
       for (size_t k = 0; k < b.params.size(); ++k) {
         auto& p = params_[b.params[k]];
-        if (in_bucket(b, k, p.grad())) continue;
         auto slice = fill_range(b, k, p.grad());
+        if (!slice.defined()) continue;  // already its range
         torch::Tensor keep = b.flat;  // the storage lives as long as this .grad
         p.mutable_grad() = torch::from_blob(
             slice.data_ptr(), p.sizes(), [keep](void*) mutable { keep.reset(); },
