@@ -8,6 +8,9 @@ namespace dtrain {
 
 Communicator::Impl::Impl(std::unique_ptr<Transport> transport, const CommOptions& options)
     : options_(options), transport_(std::move(transport)) {
+  if (options_.verify_collectives && transport_->size() > 1) {
+    descriptor_window_ = std::make_unique<algorithms::DescriptorWindow>();
+  }
   executor_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "dtrain-comm-exec");
     executor_loop();
@@ -88,6 +91,7 @@ void Communicator::Impl::run_task(Task& task) {
                                         scratch_,        bytes_sent_,
                                         bytes_received_, kSegmentBytes,
                                         options_.small_allreduce_bytes};
+  context.descriptor_window = descriptor_window_.get();
   auto failure = guarded([&] {
     check_usable();
     task.fn(context);

@@ -47,7 +47,7 @@ enum ScratchIndex : int {
   kScratchRing = 0,
   kScratchRecv = 1,
   kScratchWork = 2,
-  kScratchDescriptorsIn = 3,  // descriptor.h: one inline-capable slot per peer
+  kScratchDescriptorsIn = 3,  // descriptor.h: one inline-capable slot per peer (no window)
   kScratchDescriptorOut = 4,  // descriptor.h: the message this rank sends inline
   kScratchCount = 5
 };
@@ -66,6 +66,7 @@ class ScratchBuffers {
 };
 
 struct CollectiveContext;
+class DescriptorWindow;
 
 // A verification still in flight: the first wait of the collective settles it (see descriptor.h).
 class PendingCheck {
@@ -92,12 +93,13 @@ struct CollectiveContext {
   uint32_t check = 0;          // 31-bit descriptor hash folded into data tags (0: none)
   PendingCheck* pending_check = nullptr;  // settled before the first wait
   const PendingCheck* inline_check = nullptr;  // the verification, for its inline messages
+  DescriptorWindow* descriptor_window = nullptr;  // descriptor.h; null: receives posted per exchange
 
   int rank() const { return transport.rank(); }
   int size() const { return transport.size(); }
-  uint64_t tag(Phase phase) const {
-    uint64_t c = phase == kPhaseDescriptor ? 0 : (check & 0x7fffffffu);
-    return (c << 32) | ((seq & 0xffffffu) << 8) | phase;
+  uint64_t tag(Phase phase) const { return tag_of(seq, phase == kPhaseDescriptor ? 0 : check, phase); }
+  static uint64_t tag_of(uint64_t seq, uint32_t check, Phase phase) {
+    return (uint64_t{check & 0x7fffffffu} << 32) | ((seq & 0xffffffu) << 8) | phase;
   }
 
   std::unique_ptr<TransportOp> send(const void* data, size_t nbytes, int peer, Phase phase) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
 
 #include "dtrain/communicator.h"
 #include "dtrain/error.h"
@@ -131,21 +132,73 @@ size_t inline_max_bytes(int n) {
   return std::clamp(share, size_t{64} << 10, size_t{512} << 10);
 }
 
+namespace {
+
+size_t slot_bytes(int n) { return sizeof(CollectiveDescriptor) + inline_max_bytes(n); }
+
+// Receives for collective `seq`'s descriptor messages from every peer into `slots`. Counted in
+// bytes_received when they arrive (settle), not here: the room posted is far more than arrives.
+std::vector<std::unique_ptr<TransportOp>> post_receives(CollectiveContext& c, uint64_t seq,
+                                                        char* slots) {
+  const int n = c.size();
+  const size_t bytes = slot_bytes(n);
+  const uint64_t tag = CollectiveContext::tag_of(seq, 0, kPhaseDescriptor);
+  std::vector<std::unique_ptr<TransportOp>> ops;
+  for (int p = 0; p < n; ++p) {
+    if (p != c.rank()) ops.push_back(c.transport.irecv(slots + p * bytes, bytes, p, tag));
+  }
+  return ops;
+}
+
+}  // namespace
+
+void DescriptorWindow::post(CollectiveContext& c, uint64_t seq) {
+  Entry& e = entries_[seq % (kAhead + 1)];
+  if (e.posted) {
+    if (e.seq == seq) return;
+    // Replacing them would abandon posted receives (a stalled pair): collectives skipped a number.
+    throw std::logic_error("descriptor window: receives of collective #" + std::to_string(e.seq) +
+                           " still posted when #" + std::to_string(seq) + " needs the slots");
+  }
+  // The entry's previous collective (seq - kAhead - 1) has finished: its receives were waited.
+  const size_t bytes = slot_bytes(c.size()) * static_cast<size_t>(c.size());
+  if (!e.slots) {
+    e.slots = std::make_unique<char[]>(bytes);
+    std::memset(e.slots.get(), 0, bytes);  // touch every page now, not on the hot path
+  }
+  e.ops = post_receives(c, seq, e.slots.get());
+  e.seq = seq;
+  e.posted = true;
+}
+
+DescriptorWindow::Receives DescriptorWindow::take(CollectiveContext& c, uint64_t seq) {
+  post(c, seq);
+  Entry& e = entries_[seq % (kAhead + 1)];
+  e.posted = false;
+  return Receives{std::move(e.ops), e.slots.get()};
+}
+
 void DescriptorExchange::start(CollectiveContext& c, const CollectiveDescriptor& mine,
                                InlineSend inline_send) {
   const int n = c.size(), me = c.rank();
   all_.assign(n, CollectiveDescriptor{});
   all_[me] = mine;
-  slot_bytes_ = sizeof(CollectiveDescriptor) + inline_max_bytes(n);
+  slot_bytes_ = slot_bytes(n);
   if (inline_send.all_peers) inline_send.peer = -1;
   const bool any_inline = inline_send.all_peers || inline_send.peer >= 0;
   if (any_inline && inline_send.bytes > inline_max_bytes(n)) {
     throw InvalidArgumentError("descriptor exchange: inline message too large");
   }
   if (n > 1) {
-    slots_ = c.scratch.buffer(kScratchDescriptorsIn, slot_bytes_ * n);
-    for (int p = 0; p < n; ++p) {
-      if (p != me) recvs_.push_back(c.recv(slots_ + p * slot_bytes_, slot_bytes_, p, kPhaseDescriptor));
+    if (c.descriptor_window != nullptr) {
+      auto in = c.descriptor_window->take(c, c.seq);
+      recvs_ = std::move(in.ops);
+      slots_ = in.slots;
+      // Before this collective's sends: a peer cannot finish (and leave) before it has them.
+      for (uint64_t k = 1; k <= DescriptorWindow::kAhead; ++k) c.descriptor_window->post(c, c.seq + k);
+    } else {
+      slots_ = c.scratch.buffer(kScratchDescriptorsIn, slot_bytes_ * n);
+      recvs_ = post_receives(c, c.seq, slots_);
     }
     char* out = nullptr;  // header + inline payload, built once
     if (any_inline) {
@@ -177,11 +230,20 @@ void DescriptorExchange::settle(CollectiveContext& c) {
   for (auto& op : sends_) op->wait(c.deadline);
   recvs_.clear();
   sends_.clear();
+  uint64_t arrived = 0;
   for (int p = 0; p < c.size(); ++p) {
-    if (p != c.rank()) std::memcpy(&all_[p], slots_ + p * slot_bytes_, sizeof(CollectiveDescriptor));
+    if (p == c.rank()) continue;
+    std::memcpy(&all_[p], slots_ + p * slot_bytes_, sizeof(CollectiveDescriptor));
+    arrived += sizeof(CollectiveDescriptor) + inline_bytes_from(p);
   }
+  c.bytes_received.fetch_add(arrived, std::memory_order_relaxed);
   std::string mismatch = compare_descriptors(all_);
   if (!mismatch.empty()) throw MismatchError(mismatch);
+}
+
+size_t DescriptorExchange::inline_bytes_from(int peer) const {
+  if (all_[peer].reserved != 1) return 0;
+  return std::min<size_t>(all_[peer].reserved2, slot_bytes_ - sizeof(CollectiveDescriptor));
 }
 
 const char* DescriptorExchange::received_inline_from(int peer) const {
