@@ -31,6 +31,7 @@ struct AllreduceBenchOptions {
   std::vector<std::string> peers = {"gloo", "mpi"};  // besides dtrain
   std::vector<std::string> dtrain_algos = {"auto"};  // auto, ring, rd; the first is compared
   bool dtrain_verify = true;                         // CommOptions::verify_collectives
+  bool dtrain_post_ahead = false;                    // CommOptions::post_descriptors_ahead
   std::string dtrain_store = "file";                 // file or tcp: how dtrain's ranks rendezvous
   // Set MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ (4294967295) for every peer process alike,
   // so no system pays fresh-page faults for large temporary buffers (docs/performance.md).

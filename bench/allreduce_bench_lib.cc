@@ -122,6 +122,7 @@ std::string canonical_flags(const AllreduceBenchOptions& o) {
                       " --iter-budget " + size(o.iter_budget_bytes) + " --peers " + join(o.peers) +
                       " --dtrain-algos " + join(o.dtrain_algos) + " --store " + o.dtrain_store;
   if (!o.dtrain_verify) flags += " --no-verify";
+  if (o.dtrain_post_ahead) flags += " --dtrain-post-ahead";
   if (!o.tune_malloc) flags += " --no-malloc-tune";
   if (o.rounds != 1) flags += " --rounds " + std::to_string(o.rounds);
   if (o.best_round) flags += " --best-round";
@@ -150,6 +151,8 @@ void add_allreduce_bench_flags(CLI::App& app, AllreduceBenchOptions& o) {
       ->delimiter(',');
   app.add_flag("!--no-verify", o.dtrain_verify,
                "turn off dtrain's per-collective descriptor check");
+  app.add_flag("--dtrain-post-ahead", o.dtrain_post_ahead,
+               "dtrain posts the next collective's descriptor receives ahead (eager sends)");
   app.add_option("--store", o.dtrain_store, "dtrain rendezvous store: file or tcp");
   app.add_flag("!--no-malloc-tune", o.tune_malloc,
                "do not set MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ for the peers");
@@ -239,8 +242,8 @@ struct PeerCommands {
     runs.push_back(
         {"dtrain",
          {dtrain_peer, "--world", n, "--plan", plan, "--algos", algos, "--verify",
-          o.dtrain_verify ? "1" : "0", "--store", o.dtrain_store, "--timeout-s", timeout,
-          "--gap-us", gap}});
+          o.dtrain_verify ? "1" : "0", "--post-ahead", o.dtrain_post_ahead ? "1" : "0", "--store",
+          o.dtrain_store, "--timeout-s", timeout, "--gap-us", gap}});
     if (!gloo_peer.empty()) {
       runs.push_back({"gloo",
                       {gloo_peer, "--world", n, "--plan", plan, "--algos", "ring,hd", "--timeout-s",
@@ -260,7 +263,8 @@ void write_report(std::ostream& out, const AllreduceBenchOptions& o,
                   const std::string& command_line, const std::vector<std::string>& notes,
                   const std::vector<AllreduceResult>& results) {
   const std::string primary =
-      "dtrain:" + o.dtrain_algos.front() + (o.dtrain_verify ? "" : ",noverify");
+      "dtrain:" + o.dtrain_algos.front() + (o.dtrain_verify ? "" : ",noverify") +
+      (o.dtrain_post_ahead ? ",post-ahead" : "");
   out << "Command: " << command_line << "\n"
       << "Allreduce, float32 sum, loopback; median over iterations of the slowest rank's time "
          "(barrier before each iteration"

@@ -2,7 +2,7 @@
 //
 //   dtrain_allreduce_peer --world N --plan BYTES:WARMUP:ITERS,...
 //       [--algos auto,ring,rd,direct,hd] [--verify 1|0] [--store file|tcp] [--timeout-s S]
-//       [--progress-batch 1|0] [--progress-nice N] [--gap-us G]
+//       [--progress-batch 1|0] [--progress-nice N] [--post-ahead 0|1] [--gap-us G]
 //
 // Forks N rank processes; each builds a Communicator::create_gloo over a dtrain FileStore in a
 // fresh temp folder (or a TcpStore served by the parent: --store tcp) and allreduces float32 sums
@@ -12,7 +12,8 @@
 // choice CommOptions documents: recursive doubling up to small_allreduce_bytes, ring above).
 // --verify 0 turns off the per-collective descriptor exchange (CommOptions::verify_collectives).
 // --progress-batch and --progress-nice set CommOptions::progress_thread_batch (default 1) and
-// progress_thread_nice (default 0), how Gloo's event-loop thread is scheduled.
+// progress_thread_nice (default 0), how Gloo's event-loop thread is scheduled. --post-ahead 1
+// sets CommOptions::post_descriptors_ahead (default 0).
 #include <unistd.h>
 
 #include <chrono>
@@ -42,6 +43,7 @@ struct DtrainPeerConfig {
   bool verify = true;
   bool progress_batch = true;  // --progress-batch (CommOptions' default)
   int progress_nice = 0;       // --progress-nice (CommOptions' default)
+  bool post_ahead = false;     // --post-ahead (CommOptions' default)
   std::string store_kind = "file";
   std::string store_where;  // folder (file) or host:port (tcp)
   std::chrono::seconds timeout = kDefaultTimeout;
@@ -94,6 +96,7 @@ int run_rank(int rank, const PeerArgs& args, const DtrainPeerConfig& config) {
     options.verify_collectives = config.verify;
     options.progress_thread_batch = config.progress_batch;
     options.progress_thread_nice = config.progress_nice;
+    options.post_descriptors_ahead = config.post_ahead;
     options.allreduce_algorithm = to_algorithm(algo);
     // One communicator per algorithm, each rendezvousing under its own key prefix.
     auto scoped = std::make_shared<PrefixStore>("bench/" + algo, store);
@@ -113,7 +116,8 @@ int run_rank(int rank, const PeerArgs& args, const DtrainPeerConfig& config) {
       bool ok = check_sum(buffer.data(), count, args.world);
       all_ok = all_ok && ok;
       if (rank == 0) {
-        std::string variant = algo + (config.verify ? "" : ",noverify");
+        std::string variant = algo + (config.verify ? "" : ",noverify") +
+                              (config.post_ahead ? ",post-ahead" : "");
         std::cout << result_line("dtrain", variant, args.world, size, summarize(seconds),
                                  algorithm_that_ran(options, args.world, size.bytes), ok)
                   << std::endl;
@@ -137,6 +141,7 @@ int peer_main(int argc, char** argv) {
   if (args.extra.count("verify")) config.verify = args.extra["verify"] != "0";
   if (args.extra.count("progress-batch")) config.progress_batch = args.extra["progress-batch"] != "0";
   if (args.extra.count("progress-nice")) config.progress_nice = std::stoi(args.extra["progress-nice"]);
+  if (args.extra.count("post-ahead")) config.post_ahead = args.extra["post-ahead"] != "0";
   if (args.extra.count("store")) config.store_kind = args.extra["store"];
   if (config.store_kind != "file" && config.store_kind != "tcp") {
     throw std::invalid_argument("--store takes file or tcp");

@@ -80,6 +80,14 @@ struct CommOptions {
   // ~13k with the default; 5 ranks of one process beside 4 busy loops: 12 s against 1.7 s).
   bool progress_thread_batch = true;
   int progress_thread_nice = 0;
+  // Post the next collective's descriptor receives during this one (verification on; the same
+  // on every rank). Gloo then finds the receiver ready when a descriptor message is sent, and the
+  // message (with its inline data) leaves at once from the caller's thread instead of waiting for
+  // the receiver's notice and the event-loop thread: the sends become eager. Off by default:
+  // measured on 2 vCPUs (docs/performance.md, session 7), an allreduce called right after
+  // computation got 1.8-3x faster, but DDP training, whose bucket allreduces run beside backward,
+  // lost ~10 % throughput on a quiet host (the eager data lands while the peer still computes).
+  bool post_descriptors_ahead = false;
 };
 
 // Counters of what this communicator moved (exact payload bytes, not counting TCP headers).

@@ -8,7 +8,7 @@ namespace dtrain {
 
 Communicator::Impl::Impl(std::unique_ptr<Transport> transport, const CommOptions& options)
     : options_(options), transport_(std::move(transport)) {
-  if (options_.verify_collectives && transport_->size() > 1) {
+  if (options_.post_descriptors_ahead && options_.verify_collectives && transport_->size() > 1) {
     descriptor_window_ = std::make_unique<algorithms::DescriptorWindow>();
   }
   executor_ = std::thread([this] {

@@ -92,7 +92,8 @@ class Communicator::Impl {
   const CommOptions options_;
   const std::unique_ptr<Transport> transport_;
   algorithms::ScratchBuffers scratch_;  // used by the running collective only
-  // Descriptor receives posted ahead (verification on, 2+ ranks); destroyed before transport_.
+  // Descriptor receives posted ahead (CommOptions::post_descriptors_ahead with verification, 2+
+  // ranks; else null); destroyed before transport_.
   std::unique_ptr<algorithms::DescriptorWindow> descriptor_window_;
   std::atomic<uint64_t> bytes_sent_{0};
   std::atomic<uint64_t> bytes_received_{0};

@@ -1,12 +1,13 @@
-// The descriptor receives posted ahead (src/comm/algorithms/descriptor.h, DescriptorWindow) and
-// the traffic counters they touch:
-//   - with verification on, collective s posts the descriptor receives of s + 1 before any of
-//     its own sends, and every collective's receives are posted exactly once per peer (a
-//     receive posted twice or never matched would stall Gloo);
-//   - with verification off nothing is posted ahead;
+// The descriptor receives posted ahead (CommOptions::post_descriptors_ahead;
+// src/comm/algorithms/descriptor.h, DescriptorWindow) and the traffic counters they touch:
+//   - with the option and verification on, collective s posts the descriptor receives of s + 1
+//     before any of its own sends, and every collective's receives are posted exactly once per
+//     peer (a receive posted twice or never matched would stall Gloo);
+//   - by default, and with verification off, nothing is posted ahead;
 //   - CommStats.bytes_received counts the bytes that arrived, not the room posted for them.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <string>
@@ -104,6 +105,7 @@ TEST(CommDescriptorWindow, PostsTheNextCollectivesReceivesBeforeItsOwnSends) {
   CommOptions options;
   options.timeout = std::chrono::seconds(20);
   ASSERT_TRUE(options.verify_collectives);
+  options.post_descriptors_ahead = true;
   auto events = record_ranks(kWorld, options, [&](Communicator& comm) {
     std::vector<float> x(1000);
     for (int i = 0; i < kOps; ++i) {
@@ -140,10 +142,37 @@ TEST(CommDescriptorWindow, PostsTheNextCollectivesReceivesBeforeItsOwnSends) {
   }
 }
 
+TEST(CommDescriptorWindow, NothingIsPostedAheadByDefault) {
+  CommOptions options;
+  options.timeout = std::chrono::seconds(20);
+  ASSERT_FALSE(options.post_descriptors_ahead);
+  auto events = record_ranks(2, options, [&](Communicator& comm) {
+    for (int i = 0; i < 3; ++i) {
+      float x = 1.0f;
+      comm.allreduce(&x, 1, DType::kFloat32, ReduceOp::kSum);
+      EXPECT_EQ(x, 2.0f);
+    }
+  });
+  for (int rank = 0; rank < 2; ++rank) {
+    const int peer = 1 - rank;
+    const auto& ev = events[rank];
+    for (uint64_t s = 0; s < 3; ++s) {
+      // Each collective posts its own receive, after the previous collective's sends.
+      EXPECT_EQ(count(ev, false, peer, s, kDescriptorPhase), 1) << "rank " << rank << " #" << s;
+      if (s > 0) {
+        EXPECT_GT(find(ev, false, peer, s, kDescriptorPhase), find(ev, true, peer, s - 1, kDescriptorPhase))
+            << "rank " << rank << " #" << s;
+      }
+    }
+    EXPECT_EQ(count(ev, false, peer, 3, kDescriptorPhase), 0) << "rank " << rank;
+  }
+}
+
 TEST(CommDescriptorWindow, NothingIsPostedAheadWithoutVerification) {
   CommOptions options;
   options.timeout = std::chrono::seconds(20);
   options.verify_collectives = false;
+  options.post_descriptors_ahead = true;  // needs the descriptor exchange of every collective
   auto events = record_ranks(2, options, [&](Communicator& comm) {
     float x = static_cast<float>(comm.rank() + 1);
     comm.allreduce(&x, 1, DType::kFloat32, ReduceOp::kSum);
@@ -160,6 +189,28 @@ TEST(CommDescriptorWindow, NothingIsPostedAheadWithoutVerification) {
     EXPECT_EQ(count(ev, false, peer, 2, kDescriptorPhase), 0) << "rank " << rank;
     EXPECT_EQ(count(ev, false, peer, 3, kDescriptorPhase), 0) << "rank " << rank;
   }
+}
+
+TEST(CommDescriptorWindow, AMismatchLeavesTheCommunicatorUsable) {
+  // The receives posted ahead belong to the next collective number, which every rank still
+  // reaches after a mismatch: they match, and nothing is abandoned.
+  run_threads(2, [](int rank, std::shared_ptr<Store> store) {
+    CommOptions o;
+    o.timeout = std::chrono::seconds(20);
+    o.post_descriptors_ahead = true;
+    auto comm = Communicator::create_gloo(store, rank, 2, o);
+    std::vector<float> x(100, 1.0f);
+    if (rank == 0) {
+      EXPECT_THROW(comm->allreduce(x.data(), x.size(), DType::kFloat32, ReduceOp::kSum), MismatchError);
+    } else {
+      EXPECT_THROW(comm->broadcast(x.data(), x.size(), DType::kFloat32, 0), MismatchError);
+    }
+    for (int i = 0; i < 3; ++i) {
+      std::fill(x.begin(), x.end(), static_cast<float>(rank + 1));
+      comm->allreduce(x.data(), x.size(), DType::kFloat32, ReduceOp::kSum);
+      EXPECT_EQ(x[99], 3.0f);
+    }
+  });
 }
 
 TEST(CommDescriptorWindow, ReceivedBytesAreWhatArrived) {
@@ -182,6 +233,7 @@ TEST(CommDescriptorWindow, ReceivedBytesAreWhatArrived) {
   run_threads(3, [&](int rank, std::shared_ptr<Store> store) {
     CommOptions o;
     o.timeout = std::chrono::seconds(20);
+    o.post_descriptors_ahead = true;  // the window's slots count the same way
     auto comm = Communicator::create_gloo(store, rank, 3, o);
     std::vector<float> big(300000, 1.0f), small(7, 1.0f), gathered(3 * 7);
     comm->allreduce(big.data(), big.size(), DType::kFloat32, ReduceOp::kSum);

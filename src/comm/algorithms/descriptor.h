@@ -36,9 +36,9 @@
 // Receives posted ahead (DescriptorWindow). With Gloo's unbound buffers a send goes out from the
 // caller's thread only if the receiver's "ready" notification has already arrived; otherwise it
 // waits in Gloo's queue until the notification comes and the event-loop thread sends it: one
-// more wake-up and hop on the critical path of every small collective. So when verification is
-// on (then every collective starts with this exchange) collective s posts the descriptor
-// receives of s + 1 before its own descriptor sends. TCP keeps a pair's messages in order, and a
+// more wake-up and hop on the critical path of every small collective. With
+// CommOptions::post_descriptors_ahead (and verification on: then every collective starts with
+// this exchange) collective s posts the descriptor receives of s + 1 before its own sends. TCP keeps a pair's messages in order, and a
 // peer finishes s only after reading this rank's message of s, which follows the notification:
 // when the peer starts s + 1 its event loop has seen the notification, and its send leaves at
 // once from its own thread, as with Gloo's pre-registered buffers. Posting before the sends also
@@ -49,7 +49,9 @@
 // receive stalls the pair). Two slot sets alternate: the running collective reads its inline
 // data from one while the next one's receives fill the other. Measured on 2 ranks, 8 KiB: the
 // event-loop threads no longer write at all, context switches per iteration fell from ~11 to ~7
-// (Gloo's own ring: ~7) and CPU time by a quarter (docs/performance.md).
+// (Gloo's own ring: ~7) and CPU time by a quarter; an allreduce right after computation got
+// 1.8-3x faster. But the sends become eager (data lands while the peer still computes), and DDP
+// training on a quiet 2-vCPU host lost ~10 %: hence opt-in (docs/performance.md, session 7).
 // CommStats.bytes_received counts the bytes that arrived (64 plus the inline payload), not the
 // room posted for them.
 #pragma once
@@ -120,8 +122,8 @@ struct InlineSend {
 uint32_t descriptor_check(const CollectiveDescriptor& d);
 
 // The descriptor receives of the next collectives, posted ahead (see above). One per
-// communicator, used by the running collective only. REQUIRES: every collective number gets a
-// DescriptorExchange, in order (CommOptions::verify_collectives on).
+// communicator with CommOptions::post_descriptors_ahead, used by the running collective only.
+// REQUIRES: every collective number gets a DescriptorExchange, in order (verification on).
 class DescriptorWindow {
  public:
   static constexpr uint64_t kAhead = 1;
