@@ -25,7 +25,7 @@ constexpr uint8_t kDescriptorPhase = 1;  // algorithms::kPhaseDescriptor (collec
 struct Event {
   bool send;
   int peer;
-  uint64_t seq;   // low 24 bits of the collective number
+  uint64_t seq;  // low 24 bits of the collective number
   uint8_t phase;
 };
 
@@ -35,7 +35,8 @@ class RecordingTransport : public Transport {
   explicit RecordingTransport(std::unique_ptr<Transport> inner) : inner_(std::move(inner)) {}
   int rank() const override { return inner_->rank(); }
   int size() const override { return inner_->size(); }
-  std::unique_ptr<TransportOp> isend(const void* data, size_t nbytes, int peer, uint64_t tag) override {
+  std::unique_ptr<TransportOp> isend(const void* data, size_t nbytes, int peer,
+                                     uint64_t tag) override {
     record(true, peer, tag);
     return inner_->isend(data, nbytes, peer, tag);
   }
@@ -71,8 +72,8 @@ std::vector<std::vector<Event>> record_ranks(int n, const CommOptions& options,
   std::vector<std::vector<Event>> out(n);
   run_threads(n, [&](int rank, std::shared_ptr<Store> store) {
     gloo_backend::GlooTransportOptions t;
-    auto inner = gloo_backend::GlooTransport::connect(std::make_shared<PrefixStore>("t", store), rank,
-                                                      n, t);
+    auto inner =
+        gloo_backend::GlooTransport::connect(std::make_shared<PrefixStore>("t", store), rank, n, t);
     auto recording = std::make_unique<RecordingTransport>(std::move(inner));
     RecordingTransport* seen = recording.get();
     {
@@ -88,14 +89,16 @@ std::vector<std::vector<Event>> record_ranks(int n, const CommOptions& options,
 int find(const std::vector<Event>& events, bool send, int peer, uint64_t seq, uint8_t phase) {
   for (size_t i = 0; i < events.size(); ++i) {
     const Event& e = events[i];
-    if (e.send == send && e.peer == peer && e.seq == seq && e.phase == phase) return static_cast<int>(i);
+    if (e.send == send && e.peer == peer && e.seq == seq && e.phase == phase)
+      return static_cast<int>(i);
   }
   return -1;
 }
 
 int count(const std::vector<Event>& events, bool send, int peer, uint64_t seq, uint8_t phase) {
   int c = 0;
-  for (const Event& e : events) c += e.send == send && e.peer == peer && e.seq == seq && e.phase == phase;
+  for (const Event& e : events)
+    c += e.send == send && e.peer == peer && e.seq == seq && e.phase == phase;
   return c;
 }
 
@@ -160,7 +163,8 @@ TEST(CommDescriptorWindow, NothingIsPostedAheadByDefault) {
       // Each collective posts its own receive, after the previous collective's sends.
       EXPECT_EQ(count(ev, false, peer, s, kDescriptorPhase), 1) << "rank " << rank << " #" << s;
       if (s > 0) {
-        EXPECT_GT(find(ev, false, peer, s, kDescriptorPhase), find(ev, true, peer, s - 1, kDescriptorPhase))
+        EXPECT_GT(find(ev, false, peer, s, kDescriptorPhase),
+                  find(ev, true, peer, s - 1, kDescriptorPhase))
             << "rank " << rank << " #" << s;
       }
     }
@@ -201,7 +205,8 @@ TEST(CommDescriptorWindow, AMismatchLeavesTheCommunicatorUsable) {
     auto comm = Communicator::create_gloo(store, rank, 2, o);
     std::vector<float> x(100, 1.0f);
     if (rank == 0) {
-      EXPECT_THROW(comm->allreduce(x.data(), x.size(), DType::kFloat32, ReduceOp::kSum), MismatchError);
+      EXPECT_THROW(comm->allreduce(x.data(), x.size(), DType::kFloat32, ReduceOp::kSum),
+                   MismatchError);
     } else {
       EXPECT_THROW(comm->broadcast(x.data(), x.size(), DType::kFloat32, 0), MismatchError);
     }

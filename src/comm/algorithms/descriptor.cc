@@ -195,7 +195,9 @@ void DescriptorExchange::start(CollectiveContext& c, const CollectiveDescriptor&
       recvs_ = std::move(in.ops);
       slots_ = in.slots;
       // Before this collective's sends: a peer cannot finish (and leave) before it has them.
-      for (uint64_t k = 1; k <= DescriptorWindow::kAhead; ++k) c.descriptor_window->post(c, c.seq + k);
+      for (uint64_t k = 1; k <= DescriptorWindow::kAhead; ++k) {
+        c.descriptor_window->post(c, c.seq + k);
+      }
     } else {
       slots_ = c.scratch.buffer(kScratchDescriptorsIn, slot_bytes_ * n);
       recvs_ = post_receives(c, c.seq, slots_);

@@ -38,10 +38,11 @@
 // waits in Gloo's queue until the notification comes and the event-loop thread sends it: one
 // more wake-up and hop on the critical path of every small collective. With
 // CommOptions::post_descriptors_ahead (and verification on: then every collective starts with
-// this exchange) collective s posts the descriptor receives of s + 1 before its own sends. TCP keeps a pair's messages in order, and a
-// peer finishes s only after reading this rank's message of s, which follows the notification:
-// when the peer starts s + 1 its event loop has seen the notification, and its send leaves at
-// once from its own thread, as with Gloo's pre-registered buffers. Posting before the sends also
+// this exchange) collective s posts the descriptor receives of s + 1 before its own sends. TCP
+// keeps a pair's messages in order, and a peer finishes s only after reading this rank's
+// message of s, which follows the notification: when the peer starts s + 1 its event loop has
+// seen the notification, and its send leaves at once from its own thread, as with Gloo's
+// pre-registered buffers. Posting before the sends also
 // keeps teardown safe: a peer cannot have finished s and closed its connections while this rank
 // still posts (posted after the sends, a receive could hit a peer that had already left, and
 // fail a collective whose data had all arrived). Every collective number gets an exchange on
