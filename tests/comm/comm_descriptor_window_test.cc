@@ -85,21 +85,22 @@ std::vector<std::vector<Event>> record_ranks(int n, const CommOptions& options,
   return out;
 }
 
+bool matches(const Event& e, bool send, int peer, uint64_t seq, uint8_t phase) {
+  return e.send == send && e.peer == peer && e.seq == seq && e.phase == phase;
+}
+
 // Index of the first event matching, or -1.
 int find(const std::vector<Event>& events, bool send, int peer, uint64_t seq, uint8_t phase) {
   for (size_t i = 0; i < events.size(); ++i) {
-    const Event& e = events[i];
-    if (e.send == send && e.peer == peer && e.seq == seq && e.phase == phase)
-      return static_cast<int>(i);
+    if (matches(events[i], send, peer, seq, phase)) return static_cast<int>(i);
   }
   return -1;
 }
 
 int count(const std::vector<Event>& events, bool send, int peer, uint64_t seq, uint8_t phase) {
-  int c = 0;
-  for (const Event& e : events)
-    c += e.send == send && e.peer == peer && e.seq == seq && e.phase == phase;
-  return c;
+  return static_cast<int>(std::count_if(events.begin(), events.end(), [&](const Event& e) {
+    return matches(e, send, peer, seq, phase);
+  }));
 }
 
 TEST(CommDescriptorWindow, PostsTheNextCollectivesReceivesBeforeItsOwnSends) {

@@ -47,9 +47,10 @@ enum ScratchIndex : int {
   kScratchRing = 0,
   kScratchRecv = 1,
   kScratchWork = 2,
-  kScratchDescriptorsIn = 3,  // descriptor.h: one inline-capable slot per peer (no window)
+  kScratchDescriptorsIn = 3,  // descriptor.h: one inline-capable slot per peer (even seq)
   kScratchDescriptorOut = 4,  // descriptor.h: the message this rank sends inline
-  kScratchCount = 5
+  kScratchDescriptorsInOdd = 5,  // descriptor.h: the same for odd seq (DescriptorWindow only)
+  kScratchCount = 6
 };
 
 class ScratchBuffers {

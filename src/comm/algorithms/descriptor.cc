@@ -136,6 +136,12 @@ namespace {
 
 size_t slot_bytes(int n) { return sizeof(CollectiveDescriptor) + inline_max_bytes(n); }
 
+// The window's slots of collective `seq`'s descriptor messages: one per rank (own slot unused).
+char* slots_of(CollectiveContext& c, uint64_t seq) {
+  const int index = seq % 2 == 0 ? kScratchDescriptorsIn : kScratchDescriptorsInOdd;
+  return c.scratch.buffer(index, slot_bytes(c.size()) * static_cast<size_t>(c.size()));
+}
+
 // Receives for collective `seq`'s descriptor messages from every peer into `slots`. Counted in
 // bytes_received when they arrive (settle), not here: the room posted is far more than arrives.
 std::vector<std::unique_ptr<TransportOp>> post_receives(CollectiveContext& c, uint64_t seq,
@@ -153,29 +159,24 @@ std::vector<std::unique_ptr<TransportOp>> post_receives(CollectiveContext& c, ui
 }  // namespace
 
 void DescriptorWindow::post(CollectiveContext& c, uint64_t seq) {
-  Entry& e = entries_[seq % (kAhead + 1)];
+  Entry& e = entries_[seq % 2];
   if (e.posted) {
     if (e.seq == seq) return;
     // Replacing them would abandon posted receives (a stalled pair): collectives skipped a number.
     throw std::logic_error("descriptor window: receives of collective #" + std::to_string(e.seq) +
                            " still posted when #" + std::to_string(seq) + " needs the slots");
   }
-  // The entry's previous collective (seq - kAhead - 1) has finished: its receives were waited.
-  const size_t bytes = slot_bytes(c.size()) * static_cast<size_t>(c.size());
-  if (!e.slots) {
-    e.slots = std::make_unique<char[]>(bytes);
-    std::memset(e.slots.get(), 0, bytes);  // touch every page now, not on the hot path
-  }
-  e.ops = post_receives(c, seq, e.slots.get());
+  // The entry's previous collective (seq - 2) has finished: its receives were waited.
+  e.ops = post_receives(c, seq, slots_of(c, seq));
   e.seq = seq;
   e.posted = true;
 }
 
 DescriptorWindow::Receives DescriptorWindow::take(CollectiveContext& c, uint64_t seq) {
   post(c, seq);
-  Entry& e = entries_[seq % (kAhead + 1)];
+  Entry& e = entries_[seq % 2];
   e.posted = false;
-  return Receives{std::move(e.ops), e.slots.get()};
+  return Receives{std::move(e.ops), slots_of(c, seq)};
 }
 
 void DescriptorExchange::start(CollectiveContext& c, const CollectiveDescriptor& mine,
@@ -195,11 +196,9 @@ void DescriptorExchange::start(CollectiveContext& c, const CollectiveDescriptor&
       recvs_ = std::move(in.ops);
       slots_ = in.slots;
       // Before this collective's sends: a peer cannot finish (and leave) before it has them.
-      for (uint64_t k = 1; k <= DescriptorWindow::kAhead; ++k) {
-        c.descriptor_window->post(c, c.seq + k);
-      }
+      c.descriptor_window->post(c, c.seq + 1);
     } else {
-      slots_ = c.scratch.buffer(kScratchDescriptorsIn, slot_bytes_ * n);
+      slots_ = c.scratch.buffer(kScratchDescriptorsIn, slot_bytes_ * n);  // one set suffices
       recvs_ = post_receives(c, c.seq, slots_);
     }
     char* out = nullptr;  // header + inline payload, built once

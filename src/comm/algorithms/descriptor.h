@@ -127,9 +127,9 @@ uint32_t descriptor_check(const CollectiveDescriptor& d);
 // REQUIRES: every collective number gets a DescriptorExchange, in order (verification on).
 class DescriptorWindow {
  public:
-  static constexpr uint64_t kAhead = 1;
   // The receives of collective `seq` (posted now if they were not posted ahead) and the slots
-  // they fill (peer p's message at slots + p * slot_bytes(n)).
+  // they fill (peer p's message at slots + p * slot_bytes(n)): the scratch buffer of seq's
+  // parity, whose size never changes for a communicator, so posted receives keep their memory.
   struct Receives {
     std::vector<std::unique_ptr<TransportOp>> ops;  // one per peer, ascending, self skipped
     char* slots = nullptr;
@@ -143,9 +143,8 @@ class DescriptorWindow {
     uint64_t seq = 0;
     bool posted = false;
     std::vector<std::unique_ptr<TransportOp>> ops;
-    std::unique_ptr<char[]> slots;  // n slots of 64 + inline_max_bytes(n), pre-touched
   };
-  Entry entries_[kAhead + 1];  // collective s uses entries_[s % (kAhead + 1)]
+  Entry entries_[2];  // collective s uses entries_[s % 2]
 };
 
 // The exchange of `mine` with every rank (phase kPhaseDescriptor of c.seq). start() posts the
