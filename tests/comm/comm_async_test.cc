@@ -73,6 +73,31 @@ TEST(CommP2P, TaggedSendRecvAllDtypesAndSizes) {
   });
 }
 
+// A completed send means the data will arrive even when the sender destroys its communicator at
+// once: its last bytes may still sit in the kernel's send queue, and closing must not drop them.
+// (Closing with a reset once did; the receiver then waited for its whole deadline.)
+TEST(CommP2P, SenderClosingRightAfterASendStillDeliversIt) {
+  // 32 MiB: Gloo sizes the send buffer up to that, so the tail of the message is still queued
+  // in the kernel when the send completes. (Measured before the fix: nearly every round failed.)
+  constexpr size_t kCount = size_t{8} << 20;
+  for (int round = 0; round < 3 && !HasFailure(); ++round) {
+    run_threads(2, [&](int rank, std::shared_ptr<Store> store) {
+      auto comm = Communicator::create_gloo(store, rank, 2, test_options(std::chrono::seconds(5)));
+      std::vector<int32_t> data(kCount);
+      if (rank == 0) {
+        for (size_t i = 0; i < kCount; ++i) data[i] = static_cast<int32_t>(i * 7 + round);
+        comm->send(data.data(), kCount, DType::kInt32, 1, 3);
+        return;  // destroys the communicator while rank 1 may still be reading
+      }
+      comm->recv(data.data(), kCount, DType::kInt32, 0, 3);
+      for (size_t i = 0; i < kCount; i += 4099) {
+        ASSERT_EQ(data[i], static_cast<int32_t>(i * 7 + round)) << "round " << round << " index " << i;
+      }
+      ASSERT_EQ(data[kCount - 1], static_cast<int32_t>((kCount - 1) * 7 + round));
+    });
+  }
+}
+
 TEST(CommP2P, SameTagMessagesArriveInOrderAndTagsAreIndependent) {
   run_threads(2, [](int rank, std::shared_ptr<Store> store) {
     auto comm = Communicator::create_gloo(store, rank, 2, test_options());

@@ -121,10 +121,14 @@ GlooTransport::GlooTransport(std::shared_ptr<Store> store, int rank, int size,
       context_(std::move(context)) {}
 
 GlooTransport::~GlooTransport() {
-  // Every op is gone by now (ops point at their transport). Closing the pairs before the context
-  // is destroyed makes the peers see a closed connection at once.
+  // Every op is gone by now (ops point at their transport). The context, destroyed next with the
+  // other members, closes each pair gracefully: the kernel still delivers what a completed send
+  // left in the socket's send queue, then the peer reads end-of-file. closeConnections() would
+  // reset the connections instead (SO_LINGER 0) and drop that data; a peer still reading our
+  // last message then waited for its whole deadline, because Gloo does not wake a receive whose
+  // data was half read when the connection failed. abort() keeps the reset: there, failing the
+  // peers at once is the point.
   retired_.clear();
-  if (context_) context_->closeConnections();
 }
 
 void GlooTransport::retire(std::unique_ptr<gloo::transport::UnboundBuffer> buf) {
