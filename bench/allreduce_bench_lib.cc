@@ -120,7 +120,8 @@ std::string canonical_flags(const AllreduceBenchOptions& o) {
                       size(o.max_bytes) + " --iters " + std::to_string(o.iters) + " --warmup " +
                       std::to_string(o.warmup) + " --min-iters " + std::to_string(o.min_iters) +
                       " --iter-budget " + size(o.iter_budget_bytes) + " --peers " + join(o.peers) +
-                      " --dtrain-algos " + join(o.dtrain_algos) + " --store " + o.dtrain_store;
+                      " --dtrain-algos " + join(o.dtrain_algos) + " --gloo-algos " +
+                      join(o.gloo_algos) + " --store " + o.dtrain_store;
   if (!o.dtrain_verify) flags += " --no-verify";
   if (o.dtrain_post_ahead) flags += " --dtrain-post-ahead";
   if (!o.tune_malloc) flags += " --no-malloc-tune";
@@ -148,6 +149,9 @@ void add_allreduce_bench_flags(CLI::App& app, AllreduceBenchOptions& o) {
   app.add_option("--peers", o.peers, "peers to compare with: gloo,mpi (or none)")->delimiter(',');
   app.add_option("--dtrain-algos", o.dtrain_algos,
                  "dtrain allreduce algorithms: auto,ring,rd,direct,hd (the first is compared)")
+      ->delimiter(',');
+  app.add_option("--gloo-algos", o.gloo_algos,
+                 "Gloo allreduces: ring,hd (algorithm classes), fn (the function gloo::allreduce)")
       ->delimiter(',');
   app.add_flag("!--no-verify", o.dtrain_verify,
                "turn off dtrain's per-collective descriptor check");
@@ -185,6 +189,12 @@ void validate(const AllreduceBenchOptions& o) {
   for (const std::string& a : o.dtrain_algos) {
     if (a != "auto" && a != "ring" && a != "rd" && a != "direct" && a != "hd") {
       throw InvalidArgumentError("--dtrain-algos takes auto, ring, rd, direct, hd");
+    }
+  }
+  if (o.gloo_algos.empty()) throw InvalidArgumentError("--gloo-algos: at least one");
+  for (const std::string& a : o.gloo_algos) {
+    if (a != "ring" && a != "hd" && a != "fn") {
+      throw InvalidArgumentError("--gloo-algos takes ring, hd, fn");
     }
   }
   if (o.dtrain_store != "file" && o.dtrain_store != "tcp") {
@@ -236,8 +246,12 @@ struct PeerCommands {
     const std::string n = std::to_string(world);
     const std::string timeout = std::to_string(o.timeout_s);
     const std::string gap = std::to_string(o.gap_us);
-    std::string algos;
-    for (const std::string& a : o.dtrain_algos) algos += (algos.empty() ? "" : ",") + a;
+    auto comma_list = [](const std::vector<std::string>& items) {
+      std::string text;
+      for (const std::string& a : items) text += (text.empty() ? "" : ",") + a;
+      return text;
+    };
+    const std::string algos = comma_list(o.dtrain_algos);
     std::vector<std::pair<std::string, std::vector<std::string>>> runs;
     runs.push_back(
         {"dtrain",
@@ -246,8 +260,8 @@ struct PeerCommands {
           o.dtrain_store, "--timeout-s", timeout, "--gap-us", gap}});
     if (!gloo_peer.empty()) {
       runs.push_back({"gloo",
-                      {gloo_peer, "--world", n, "--plan", plan, "--algos", "ring,hd", "--timeout-s",
-                       timeout, "--gap-us", gap}});
+                      {gloo_peer, "--world", n, "--plan", plan, "--algos", comma_list(o.gloo_algos),
+                       "--timeout-s", timeout, "--gap-us", gap}});
     }
     if (!mpi_peer.empty()) {
       // Unbound ranks, like the other systems' processes.

@@ -26,6 +26,7 @@ std::string format_gbps(double gbps) {
 std::string label(const std::string& series) {
   if (series == "gloo:ring") return "gloo ring";
   if (series == "gloo:hd") return "gloo hd";
+  if (series == "gloo:fn") return "gloo::allreduce";
   std::string text = series;
   std::replace(text.begin(), text.end(), ':', ' ');
   return text;
@@ -127,6 +128,7 @@ void write_world_table(std::ostream& out, int world, const std::string& primary,
   }
   const bool have_mpi = std::find(series.begin(), series.end(), "mpi") != series.end();
   const bool have_gloo_ring = std::find(series.begin(), series.end(), "gloo:ring") != series.end();
+  const bool have_gloo_fn = std::find(series.begin(), series.end(), "gloo:fn") != series.end();
 
   out << "| size | " << label(primary) << " alg | lat | algbw GB/s | busbw GB/s";
   std::string rule = "|---|---|---:|---:|---:";
@@ -136,6 +138,7 @@ void write_world_table(std::ostream& out, int world, const std::string& primary,
     rule += "|---:|---:";
   }
   if (have_gloo_ring) out << " | ÷ gloo ring", rule += "|---:";
+  if (have_gloo_fn) out << " | ÷ gloo::allreduce", rule += "|---:";
   if (!gloo_series.empty()) out << " | ÷ gloo best", rule += "|---:";
   if (have_mpi) out << " | ÷ mpi", rule += "|---:";
   out << " |\n" << rule << "|\n";
@@ -171,6 +174,10 @@ void write_world_table(std::ostream& out, int world, const std::string& primary,
     }
     if (have_gloo_ring) {
       const AllreduceResult* g = find("gloo:ring", bytes);
+      out << " | " << ratio(p, g ? g->busbw_gbps() : 0);
+    }
+    if (have_gloo_fn) {
+      const AllreduceResult* g = find("gloo:fn", bytes);
       out << " | " << ratio(p, g ? g->busbw_gbps() : 0);
     }
     if (!gloo_series.empty()) {

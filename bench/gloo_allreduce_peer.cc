@@ -1,12 +1,17 @@
 // Raw Gloo allreduce peer of the allreduce benchmark (links Gloo only, not dtrain).
 //
-//   gloo_allreduce_peer --world N --plan BYTES:WARMUP:ITERS,... [--algos ring,hd] [--timeout-s S]
+//   gloo_allreduce_peer --world N --plan BYTES:WARMUP:ITERS,... [--algos ring,hd,fn] [--timeout-s S]
 //
 // Forks N rank processes that rendezvous through a gloo::rendezvous::FileStore in a fresh temp
 // folder and connect a full mesh of gloo::transport::tcp pairs on 127.0.0.1. For each algorithm
-// (ring = gloo::AllreduceRing<float>, hd = gloo::AllreduceHalvingDoubling<float>) and each planned
-// size, rank 0 prints one result line (peer_common.h: protocol and timing method). Algorithm
-// objects are built once per size, outside the timed region, as a Gloo user would keep them.
+// and each planned size, rank 0 prints one result line (peer_common.h: protocol and timing
+// method). The algorithms:
+//   ring = gloo::AllreduceRing<float>, hd = gloo::AllreduceHalvingDoubling<float>: Gloo's
+//          algorithm classes over buffers registered with each pair up front;
+//   fn   = the function gloo::allreduce (ring over unbound buffers, Gloo's newer API and the one
+//          PyTorch's Gloo process group calls for allreduce), with the sum as its reduce function.
+// Algorithm objects and options are built once per size, outside the timed region, as a Gloo
+// user would keep them.
 #include <unistd.h>
 
 #include <chrono>
@@ -19,6 +24,7 @@
 #include <system_error>
 #include <vector>
 
+#include <gloo/allreduce.h>
 #include <gloo/allreduce_halving_doubling.h>
 #include <gloo/allreduce_ring.h>
 #include <gloo/barrier_all_to_all.h>
@@ -33,9 +39,38 @@ namespace {
 
 constexpr std::chrono::seconds kDefaultTimeout{600};
 
+// gloo::allreduce, the function, in place over `data` (its options keep the unbound buffer).
+class AllreduceFunction : public gloo::Algorithm {
+ public:
+  AllreduceFunction(const std::shared_ptr<gloo::Context>& context, float* data, int count)
+      : gloo::Algorithm(context), options_(context) {
+    options_.setAlgorithm(gloo::AllreduceOptions::Algorithm::RING);
+    options_.setOutput(data, static_cast<size_t>(count));
+    options_.setReduceFunction([](void* out, const void* a, const void* b, size_t n) {
+      auto* o = static_cast<float*>(out);
+      auto* x = static_cast<const float*>(a);
+      auto* y = static_cast<const float*>(b);
+      for (size_t i = 0; i < n; ++i) o[i] = x[i] + y[i];
+    });
+    options_.setTag(kTag);
+  }
+  void run() override { gloo::allreduce(options_); }
+
+ private:
+  static constexpr uint32_t kTag = 1;
+  gloo::AllreduceOptions options_;
+};
+
+std::string algorithm_name(const std::string& algo) {
+  if (algo == "ring") return "ring";
+  if (algo == "fn") return "gloo_allreduce_ring";
+  return "halving_doubling";
+}
+
 std::unique_ptr<gloo::Algorithm> make_allreduce(const std::string& algo,
                                                 const std::shared_ptr<gloo::Context>& context,
                                                 float* data, int count) {
+  if (algo == "fn") return std::make_unique<AllreduceFunction>(context, data, count);
   if (algo == "ring")
     return std::make_unique<gloo::AllreduceRing<float>>(context, std::vector<float*>{data}, count);
   return std::make_unique<gloo::AllreduceHalvingDoubling<float>>(context, std::vector<float*>{data},
@@ -80,7 +115,7 @@ int run_rank(int rank, const PeerArgs& args, const std::vector<std::string>& alg
       all_ok = all_ok && ok;
       if (rank == 0) {
         std::cout << result_line("gloo", algo, args.world, size, summarize(seconds),
-                                 algo == "ring" ? "ring" : "halving_doubling", ok)
+                                 algorithm_name(algo), ok)
                   << std::endl;
       }
     }
@@ -94,7 +129,7 @@ int peer_main(int argc, char** argv) {
   std::vector<std::string> algos;
   std::stringstream list(args.extra.count("algos") ? args.extra["algos"] : "ring,hd");
   for (std::string a; std::getline(list, a, ',');) {
-    if (a != "ring" && a != "hd") throw std::invalid_argument("--algos takes ring,hd");
+    if (a != "ring" && a != "hd" && a != "fn") throw std::invalid_argument("--algos takes ring,hd,fn");
     algos.push_back(a);
   }
   std::chrono::seconds timeout = kDefaultTimeout;
