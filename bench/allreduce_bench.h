@@ -36,6 +36,9 @@ struct AllreduceBenchOptions {
   std::vector<std::string> gloo_algos = {"ring", "hd"};
   bool dtrain_verify = true;                         // CommOptions::verify_collectives
   bool dtrain_post_ahead = false;                    // CommOptions::post_descriptors_ahead
+  // Every system's rank r runs on one CPU, round-robin over the allowed CPUs (dtrain and Gloo
+  // peers bind themselves; mpirun gets --bind-to core:overload-allowed). Default: unbound.
+  bool bind_cpu = false;
   std::string dtrain_store = "file";                 // file or tcp: how dtrain's ranks rendezvous
   // Set MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ (4294967295) for every peer process alike,
   // so no system pays fresh-page faults for large temporary buffers (docs/performance.md).

@@ -124,6 +124,7 @@ std::string canonical_flags(const AllreduceBenchOptions& o) {
                       join(o.gloo_algos) + " --store " + o.dtrain_store;
   if (!o.dtrain_verify) flags += " --no-verify";
   if (o.dtrain_post_ahead) flags += " --dtrain-post-ahead";
+  if (o.bind_cpu) flags += " --bind-to cpu";
   if (!o.tune_malloc) flags += " --no-malloc-tune";
   if (o.rounds != 1) flags += " --rounds " + std::to_string(o.rounds);
   if (o.best_round) flags += " --best-round";
@@ -158,6 +159,13 @@ void add_allreduce_bench_flags(CLI::App& app, AllreduceBenchOptions& o) {
   app.add_flag("--dtrain-post-ahead", o.dtrain_post_ahead,
                "dtrain posts the next collective's descriptor receives ahead (eager sends)");
   app.add_option("--store", o.dtrain_store, "dtrain rendezvous store: file or tcp");
+  app.add_option_function<std::string>(
+         "--bind-to",
+         [&o](const std::string& v) {
+           if (v != "none" && v != "cpu") throw InvalidArgumentError("--bind-to takes none or cpu");
+           o.bind_cpu = v == "cpu";
+         },
+         "none, or cpu: every system's rank r on one CPU, round-robin (mpirun --bind-to core)");
   app.add_flag("!--no-malloc-tune", o.tune_malloc,
                "do not set MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ for the peers");
   app.add_option("--rounds", o.rounds,
@@ -246,6 +254,7 @@ struct PeerCommands {
     const std::string n = std::to_string(world);
     const std::string timeout = std::to_string(o.timeout_s);
     const std::string gap = std::to_string(o.gap_us);
+    const std::string bind = o.bind_cpu ? "cpu" : "none";
     auto comma_list = [](const std::vector<std::string>& items) {
       std::string text;
       for (const std::string& a : items) text += (text.empty() ? "" : ",") + a;
@@ -257,16 +266,17 @@ struct PeerCommands {
         {"dtrain",
          {dtrain_peer, "--world", n, "--plan", plan, "--algos", algos, "--verify",
           o.dtrain_verify ? "1" : "0", "--post-ahead", o.dtrain_post_ahead ? "1" : "0", "--store",
-          o.dtrain_store, "--timeout-s", timeout, "--gap-us", gap}});
+          o.dtrain_store, "--timeout-s", timeout, "--gap-us", gap, "--bind-to", bind}});
     if (!gloo_peer.empty()) {
       runs.push_back({"gloo",
                       {gloo_peer, "--world", n, "--plan", plan, "--algos", comma_list(o.gloo_algos),
-                       "--timeout-s", timeout, "--gap-us", gap}});
+                       "--timeout-s", timeout, "--gap-us", gap, "--bind-to", bind}});
     }
     if (!mpi_peer.empty()) {
-      // Unbound ranks, like the other systems' processes.
+      // Bound like the other systems' ranks: one CPU each, round-robin, or not at all.
       runs.push_back({"mpi",
-                      {mpirun, "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np",
+                      {mpirun, "--allow-run-as-root", "--oversubscribe", "--bind-to",
+                       o.bind_cpu ? "core:overload-allowed" : "none", "-np",
                        n, mpi_peer, "--world", n, "--plan", plan, "--gap-us", gap}});
     }
     return runs;
@@ -283,7 +293,7 @@ void write_report(std::ostream& out, const AllreduceBenchOptions& o,
       << "Allreduce, float32 sum, loopback; median over iterations of the slowest rank's time "
          "(barrier before each iteration"
       << (o.gap_us > 0 ? ", then " + std::to_string(o.gap_us) + " us of computation on every rank" : "")
-      << ")"
+      << ")" << (o.bind_cpu ? "; every rank bound to one CPU, round-robin" : "")
       << (o.rounds > 1 ? std::string(o.best_round ? "; best" : "; median") + " of " +
                              std::to_string(o.rounds) + " rounds' medians"
                        : "")

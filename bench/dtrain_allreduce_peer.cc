@@ -166,7 +166,8 @@ int peer_main(int argc, char** argv) {
     config.store_where = temp_dir;
   }
   int code = run_forked_ranks(
-      args.world, [&](int rank) { return run_rank(rank, args, config); }, config.timeout);
+      args.world, [&](int rank) { return run_rank(rank, args, config); }, config.timeout,
+      args.bind_cpu);
   if (!temp_dir.empty()) {
     std::error_code ignored;
     std::filesystem::remove_all(temp_dir, ignored);

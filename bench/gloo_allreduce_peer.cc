@@ -141,7 +141,7 @@ int peer_main(int argc, char** argv) {
   const std::string store_dir = pattern;
   int code = run_forked_ranks(
       args.world, [&](int rank) { return run_rank(rank, args, algos, store_dir, timeout); },
-      timeout);
+      timeout, args.bind_cpu);
   std::error_code ignored;
   std::filesystem::remove_all(store_dir, ignored);
   return code;

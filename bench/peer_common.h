@@ -36,6 +36,7 @@ struct PeerArgs {
   int world = 2;
   std::vector<PlannedSize> plan;
   std::chrono::microseconds gap{0};  // --gap-us: busy time between the barrier and each allreduce
+  bool bind_cpu = false;  // --bind-to cpu: rank r runs on the (r mod m)-th of the m allowed CPUs
   // Flags this module does not know, "--name value" -> {"name", "value"}.
   std::map<std::string, std::string> extra;
 };
@@ -87,8 +88,10 @@ bool check_sum(const float* data, size_t count, int world);
 // Forks `world` child processes; child r runs body(r) and exits with its return value (a thrown
 // exception is printed to stderr and gives 1). The parent waits up to `timeout` for all of them;
 // if one fails or time runs out it kills the rest (SIGKILL). Returns 0 if all exited 0, else 1.
+// With bind_cpu, child r first binds itself to the (r mod m)-th of the m CPUs this process may
+// run on (as `dtrain launch --bind-to cpu` and `mpirun --bind-to core` do).
 // Call it before creating any thread in this process.
 int run_forked_ranks(int world, const std::function<int(int rank)>& body,
-                     std::chrono::seconds timeout);
+                     std::chrono::seconds timeout, bool bind_cpu = false);
 
 }  // namespace dtrain::bench

@@ -1,5 +1,6 @@
 #include "peer_common.h"
 
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -92,6 +93,9 @@ PeerArgs parse_peer_args(int argc, char** argv) {
       const long us = parse_long(value, "--gap-us");
       if (us < 0 || us > 10'000'000) throw std::invalid_argument("--gap-us takes 0 to 10000000");
       args.gap = std::chrono::microseconds(us);
+    } else if (name == "bind-to") {
+      if (value != "none" && value != "cpu") throw std::invalid_argument("--bind-to takes none or cpu");
+      args.bind_cpu = value == "cpu";
     } else if (name == "plan") {
       args.plan = parse_plan(value);
       have_plan = true;
@@ -185,7 +189,16 @@ bool check_sum(const float* data, size_t count, int world) {
 }
 
 int run_forked_ranks(int world, const std::function<int(int rank)>& body,
-                     std::chrono::seconds timeout) {
+                     std::chrono::seconds timeout, bool bind_cpu) {
+  std::vector<int> cpus;
+  if (bind_cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) != 0) throw std::runtime_error("sched_getaffinity failed");
+    for (int c = 0; c < CPU_SETSIZE; ++c) {
+      if (CPU_ISSET(c, &set)) cpus.push_back(c);
+    }
+  }
   std::cout.flush();
   std::fflush(nullptr);
   std::vector<pid_t> children;
@@ -200,6 +213,12 @@ int run_forked_ranks(int world, const std::function<int(int rank)>& body,
     if (pid == 0) {
       int code = 1;
       try {
+        if (!cpus.empty()) {
+          cpu_set_t one;
+          CPU_ZERO(&one);
+          CPU_SET(cpus[static_cast<size_t>(rank) % cpus.size()], &one);
+          if (sched_setaffinity(0, sizeof(one), &one) != 0) throw std::runtime_error("sched_setaffinity failed");
+        }
         code = body(rank);
       } catch (const std::exception& e) {
         std::cerr << "rank " << rank << ": " << e.what() << "\n";

@@ -12,6 +12,7 @@ namespace {
 
 struct LaunchFlags {
   LaunchOptions options;
+  std::string bind_to = "none";
   int64_t grace_ms = 10000;
   int64_t timeout_ms = 0;
   bool no_prefix = false;
@@ -28,6 +29,7 @@ int run_launch(LaunchFlags& flags) {
   options.grace_period = std::chrono::milliseconds(flags.grace_ms);
   if (flags.timeout_ms > 0) options.worker_timeout = std::chrono::milliseconds(flags.timeout_ms);
   options.prefix_output = !flags.no_prefix;
+  options.bind = parse_cpu_binding(flags.bind_to);
   return launch(options);
 }
 
@@ -76,6 +78,10 @@ Subcommand add_launch_command(CLI::App& parent) {
                   "bound on each collective, passed to workers as DTRAIN_TIMEOUT_MS")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
   sub->add_flag("--no-prefix", flags->no_prefix, "pass the workers' output through unchanged");
+  sub->add_option("--bind-to", flags->bind_to,
+                  "none, or cpu: bind worker i to the i-th allowed CPU (round-robin)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"none", "cpu"}));
   add_elastic_launch_flags(*sub, o);
   sub->add_option("command", o.command, "the worker command and its arguments (after --)")
       ->required();

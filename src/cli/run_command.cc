@@ -53,7 +53,7 @@ std::string read_file(const std::filesystem::path& path) {
   return ss.str();
 }
 
-int run_run(const TrainFlags& flags) {
+int run_run(const TrainFlags& flags, const std::string& bind_to) {
   TrainConfig config;
   int nproc = 0;
   try {
@@ -79,6 +79,7 @@ int run_run(const TrainFlags& flags) {
     LaunchOptions options;
     options.nproc = nproc;
     options.prefix_output = false;  // rank 0 alone prints; a progress bar must pass through
+    options.bind = parse_cpu_binding(bind_to);
     options.worker_timeout =
         std::chrono::milliseconds(static_cast<int64_t>(config.timeout_s * 1000));
     if (config.elastic) {
@@ -136,7 +137,12 @@ Subcommand add_run_command(CLI::App& parent) {
       "run", "Launch --nproc workers and train (the main job when given no flags): "
              "dtrain run [--nproc N] [training flags | --config FILE]");
   add_train_flags(*sub, *flags);
-  return {sub, [flags] { return run_run(*flags); }};
+  auto bind_to = std::make_shared<std::string>("none");
+  sub->add_option("--bind-to", *bind_to,
+                  "none, or cpu: bind worker i to the i-th allowed CPU (dtrain launch --bind-to)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"none", "cpu"}));
+  return {sub, [flags, bind_to] { return run_run(*flags, *bind_to); }};
 }
 
 }  // namespace dtrain::cli

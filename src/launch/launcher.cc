@@ -5,6 +5,7 @@
 //   4. spawn the workers with the environment of env.h, then supervise them (supervisor.h)
 #include "dtrain/launch.h"
 
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -122,6 +123,31 @@ void validate_launch_options(const LaunchOptions& options) {
   }
 }
 
+CpuBinding parse_cpu_binding(const std::string& text) {
+  if (text == "none") return CpuBinding::kNone;
+  if (text == "cpu") return CpuBinding::kCpu;
+  throw InvalidArgumentError("--bind-to takes none or cpu, not '" + text + "'");
+}
+
+namespace {
+
+// The CPUs this thread may run on, in increasing order.
+std::vector<int> allowed_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof(set), &set) != 0) {
+    throw IoError(std::string("sched_getaffinity: ") + std::strerror(errno));
+  }
+  std::vector<int> cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &set)) cpus.push_back(c);
+  }
+  if (cpus.empty()) throw IoError("sched_getaffinity returned no CPU");
+  return cpus;
+}
+
+}  // namespace
+
 int launch(const LaunchOptions& options) {
   validate_launch_options(options);
   const char* path_env = std::getenv("PATH");
@@ -132,6 +158,8 @@ int launch(const LaunchOptions& options) {
   std::string secret = options.secret.empty() ? launcher::random_hex(16) : options.secret;
   launcher::NodeRendezvous r(options, secret, signals);
 
+  const std::vector<int> cpus =
+      options.bind == CpuBinding::kCpu ? allowed_cpus() : std::vector<int>{};
   std::vector<launcher::WorkerProcess> workers;
   try {
     for (int local = 0; local < options.nproc; ++local) {
@@ -140,7 +168,9 @@ int launch(const LaunchOptions& options) {
       spec.path = path;
       spec.argv = options.command;
       spec.env = worker_env(options, r, secret, local);
+      if (!cpus.empty()) spec.cpu = cpus[static_cast<size_t>(local) % cpus.size()];
       workers.push_back(launcher::spawn_worker(spec));
+      if (spec.cpu >= 0) spdlog::info("worker rank {} bound to CPU {}", spec.rank, spec.cpu);
     }
   } catch (const Error&) {
     for (auto& w : workers) {

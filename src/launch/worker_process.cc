@@ -1,6 +1,7 @@
 #include "launch/worker_process.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
@@ -37,6 +38,36 @@ struct SpawnAttributes {
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
   }
+};
+
+// Binds the calling thread to one CPU until destroyed, then restores its previous CPU set: a
+// child spawned meanwhile inherits the binding from its first instruction, before it can start
+// any thread (binding it after posix_spawn returns would race with its start-up).
+class ScopedCpuBinding {
+ public:
+  ScopedCpuBinding(int cpu, int rank) {
+    if (cpu < 0) return;
+    if (::sched_getaffinity(0, sizeof(saved_), &saved_) != 0) {
+      throw IoError("sched_getaffinity: " + errno_text(errno));
+    }
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    if (::sched_setaffinity(0, sizeof(one), &one) != 0) {
+      throw IoError("cannot bind worker rank " + std::to_string(rank) + " to CPU " +
+                    std::to_string(cpu) + ": " + errno_text(errno));
+    }
+    active_ = true;
+  }
+  ~ScopedCpuBinding() {
+    if (active_) ::sched_setaffinity(0, sizeof(saved_), &saved_);
+  }
+  ScopedCpuBinding(const ScopedCpuBinding&) = delete;
+  ScopedCpuBinding& operator=(const ScopedCpuBinding&) = delete;
+
+ private:
+  cpu_set_t saved_{};
+  bool active_ = false;
 };
 
 void make_pipe(UniqueFd& read_end, UniqueFd& write_end) {
@@ -99,8 +130,12 @@ WorkerProcess spawn_worker(const WorkerSpec& spec) {
   for (const auto& e : spec.env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
 
-  int rc = ::posix_spawn(&worker.pid, spec.path.c_str(), &sa.actions, &sa.attr, argv.data(),
-                         envp.data());
+  int rc = 0;
+  {
+    ScopedCpuBinding binding(spec.cpu, spec.rank);
+    rc = ::posix_spawn(&worker.pid, spec.path.c_str(), &sa.actions, &sa.attr, argv.data(),
+                       envp.data());
+  }
   if (rc != 0) {
     throw IoError("cannot start worker rank " + std::to_string(spec.rank) + " ('" + spec.path +
                   "'): " + errno_text(rc));

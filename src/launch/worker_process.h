@@ -15,6 +15,7 @@ struct WorkerSpec {
   std::string path;               // executable file (resolve_executable)
   std::vector<std::string> argv;  // argv[0] included
   std::vector<std::string> env;   // "NAME=value" entries: the whole environment
+  int cpu = -1;                   // >= 0: the worker starts bound to this CPU alone
 };
 
 struct WorkerProcess {

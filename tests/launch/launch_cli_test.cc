@@ -1,6 +1,7 @@
 // Drives the real `dtrain launch` with /bin/sh workers: output prefixing, the environment
 // contract, failure propagation, signal forwarding and usage errors.
 #include <netinet/in.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -9,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -89,6 +91,41 @@ TEST(LaunchCliTest, EachWorkerGetsItsOwnEnvironment) {
   }
   EXPECT_EQ(ranks, (std::set<int>{0, 1, 2}));
   EXPECT_EQ(stores.size(), 1u);
+}
+
+// This process's "Cpus_allowed_list" (e.g. "0-1"), what unbound workers inherit.
+std::string own_allowed_cpu_list() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("Cpus_allowed_list:", 0) == 0) return line.substr(line.find_first_not_of(" \t", 18));
+  }
+  return "";
+}
+
+TEST(LaunchCliTest, BindToCpuGivesEachWorkerOneAllowedCpuRoundRobin) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  ASSERT_EQ(sched_getaffinity(0, sizeof(set), &set), 0);
+  std::vector<int> cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &set)) cpus.push_back(c);
+  }
+  ASSERT_FALSE(cpus.empty());
+  // One more worker than CPUs (at least 3), so the round-robin wraps.
+  const int nproc = std::max<int>(3, static_cast<int>(cpus.size()) + 1);
+  const std::string script = "sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status";
+  TempDir dir;
+  auto bound = run_dtrain(sh_workers(nproc, script, {"--bind-to", "cpu"}), dir.path());
+  ASSERT_EQ(bound.exit_code, 0) << bound.err;
+  auto unbound = run_dtrain(sh_workers(nproc, script), dir.path());
+  ASSERT_EQ(unbound.exit_code, 0) << unbound.err;
+  for (int rank = 0; rank < nproc; ++rank) {
+    const std::string prefix = "[rank " + std::to_string(rank) + "] ";
+    EXPECT_TRUE(contains(bound.out, prefix + std::to_string(cpus[rank % cpus.size()]) + "\n"))
+        << bound.out;
+    EXPECT_TRUE(contains(unbound.out, prefix + own_allowed_cpu_list() + "\n")) << unbound.out;
+  }
+  EXPECT_TRUE(contains(bound.err, "worker rank 0 bound to CPU " + std::to_string(cpus[0]))) << bound.err;
 }
 
 TEST(LaunchCliTest, GeneratedSecretIs128BitHexAndRunIdIsShared) {
@@ -177,6 +214,7 @@ TEST(LaunchCliTest, BadFlagsPrintUsage) {
            std::vector<std::string>{"launch", "--nproc", "2", "--bogus", "--", "true"},
            std::vector<std::string>{"launch", "--nproc", "zero", "--", "true"},
            std::vector<std::string>{"launch", "--nproc", "0", "--", "true"},
+           std::vector<std::string>{"launch", "--nproc", "2", "--bind-to", "core", "--", "true"},
            std::vector<std::string>{"launch", "--", "true"},    // --nproc missing
            std::vector<std::string>{"launch", "--nproc", "2"},  // command missing
            std::vector<std::string>{"frobnicate"},              // unknown subcommand
