@@ -1,4 +1,5 @@
 // Unit tests of the launcher's pieces: line prefixing, exit descriptions, command lookup.
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -8,6 +9,7 @@
 #include <fstream>
 
 #include "dtrain/error.h"
+#include "dtrain/launch.h"
 #include "launch/child_process.h"
 #include "launch/line_prefixer.h"
 #include "launch/worker_process.h"
@@ -70,6 +72,54 @@ TEST(WorkerProcessTest, ResolvesCommandsLikeExecvp) {
   EXPECT_THROW(resolve_executable(plain.string(), "/bin"), NotFoundError);  // not executable
   EXPECT_THROW(resolve_executable("/bin", "/bin"), NotFoundError);          // a directory
   EXPECT_THROW(resolve_executable("", "/bin"), InvalidArgumentError);
+}
+
+TEST(WorkerProcessTest, SpawnsBoundToItsCpuAndLeavesTheCallerAsItWas) {
+  EXPECT_EQ(parse_cpu_binding("none"), CpuBinding::kNone);
+  EXPECT_EQ(parse_cpu_binding("cpu"), CpuBinding::kCpu);
+  EXPECT_THROW(parse_cpu_binding("core"), InvalidArgumentError);
+
+  cpu_set_t before;
+  CPU_ZERO(&before);
+  ASSERT_EQ(sched_getaffinity(0, sizeof(before), &before), 0);
+  int last = -1;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &before)) last = c;
+  }
+  ASSERT_GE(last, 0);
+  WorkerSpec spec;
+  spec.rank = 7;
+  spec.path = "/bin/sh";
+  spec.argv = {"sh", "-c", "sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status"};
+  spec.cpu = last;
+  WorkerProcess worker = spawn_worker(spec);
+  int status = 0;
+  ASSERT_EQ(::waitpid(worker.pid, &status, 0), worker.pid);
+  EXPECT_EQ(exit_code_of(status), 0);
+  std::string out;
+  char buf[256];
+  for (ssize_t n; (n = ::read(worker.out.get(), buf, sizeof(buf))) > 0;) out.append(buf, n);
+  EXPECT_EQ(out, std::to_string(last) + "\n");
+
+  cpu_set_t after;
+  CPU_ZERO(&after);
+  ASSERT_EQ(sched_getaffinity(0, sizeof(after), &after), 0);
+  EXPECT_TRUE(CPU_EQUAL(&before, &after));  // the binding was only for the spawn
+
+  spec.cpu = CPU_SETSIZE - 1;  // not a CPU this machine has: named, nothing started
+  if (!CPU_ISSET(spec.cpu, &before)) {
+    try {
+      spawn_worker(spec);
+      ADD_FAILURE() << "spawned on a CPU outside the allowed set";
+    } catch (const IoError& e) {
+      EXPECT_NE(std::string(e.what()).find("cannot bind worker rank 7 to CPU"), std::string::npos)
+          << e.what();
+    }
+    cpu_set_t now;
+    CPU_ZERO(&now);
+    ASSERT_EQ(sched_getaffinity(0, sizeof(now), &now), 0);
+    EXPECT_TRUE(CPU_EQUAL(&before, &now));
+  }
 }
 
 }  // namespace
