@@ -138,7 +138,16 @@ def dtrain_init(model, seed):
                     m.bias.uniform_(-bound, bound, generator=g)
 
 
+def bind_to_cpu(cpu):
+    """Every thread of this process on `cpu` (threads started later inherit it)."""
+    for tid in os.listdir("/proc/self/task"):
+        os.sched_setaffinity(int(tid), {cpu})
+
+
 def worker(rank, args, init_file, data, out_q):
+    if args.bind_to == "cpu":
+        cpus = sorted(os.sched_getaffinity(0))
+        bind_to_cpu(cpus[rank % len(cpus)])
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     if args.world > 1:
@@ -196,6 +205,8 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-sync", action="store_true",
                    help="no gradient allreduce (DDP no_sync on every step)")
+    p.add_argument("--bind-to", choices=["none", "cpu"], default="none",
+                   help="cpu: rank r runs on the (r mod m)-th allowed CPU (dtrain run --bind-to cpu)")
     args = p.parse_args()
     # One thread before any tensor op: the parent then never starts an OpenMP pool, so forking
     # the workers afterwards is safe.

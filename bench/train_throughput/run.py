@@ -21,7 +21,9 @@ dtrain's rows also print where its step time goes: the medians of the summary's
 
 Usage (from the repository root; the dtrain binary from --dtrain, $DTRAIN or build/dtrain):
   bench/train_throughput/run.sh [--dtrain build/dtrain] [--models mlp,cnn] [--workers 1,2,4]
-      [--repeats 3] [--repeat-workers 2] [--json out.json]
+      [--repeats 3] [--repeat-workers 2] [--bind-to none|cpu] [--json out.json]
+With --bind-to cpu both systems bind worker r to one CPU (dtrain run --bind-to cpu; the peer
+binds its rank processes itself).
 """
 import argparse
 import json
@@ -60,6 +62,7 @@ def run_dtrain(args, model, world, seed, no_comm=False):
            "--per-worker-batch", str(args.batch), "--epochs", "1", "--threads", "1", "--quiet"]
     if no_comm:
         cmd += ["--local-sgd-period", str(NO_COMM_PERIOD)]
+    cmd += ["--bind-to", args.bind_to]
     load = load_average()
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
     if p.returncode != 0:
@@ -89,6 +92,7 @@ def run_torch(args, model, world, seed, no_comm=False):
            "--batch", str(args.batch), "--lr", str(args.lr)]
     if no_comm:
         cmd += ["--no-sync"]
+    cmd += ["--bind-to", args.bind_to]
     load = load_average()
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=TORCH_ENV)
     if p.returncode != 0:
@@ -124,6 +128,8 @@ def main():
     p.add_argument("--seed", type=int, default=1, help="repeat k uses seed + k (both systems)")
     p.add_argument("--timeout", type=int, default=900, help="per run, seconds")
     p.add_argument("--json", help="write every run's numbers here")
+    p.add_argument("--bind-to", choices=["none", "cpu"], default="none",
+                   help="cpu: both systems' worker r on the (r mod m)-th allowed CPU")
     args = p.parse_args()
     models = args.models.split(",")
     workers = [int(w) for w in args.workers.split(",")]
@@ -155,7 +161,8 @@ def main():
     def median_rate(system, model, world, no_comm=False):
         return statistics.median(r["samples_per_sec"] for r in pick(system, model, world, no_comm))
 
-    print(f"# per-worker batch {args.batch}, 1 thread per worker, 1 epoch of Fashion-MNIST; "
+    print(f"# per-worker batch {args.batch}, 1 thread per worker"
+          f"{', workers bound to one CPU each' if args.bind_to == 'cpu' else ''}, 1 epoch of Fashion-MNIST; "
           f"load average {' '.join(load_start)} at start, {' '.join(load_end)} at end; "
           f"{time.time() - t_start:.0f} s")
     print("| model | workers | runs (seeds) | dtrain samples/s | torch DDP samples/s | dtrain ÷ torch | "
