@@ -98,19 +98,26 @@ size_t parse_bytes(const std::string& text) {
   return value * it->second;
 }
 
-std::string canonical_flags(const AllreduceBenchOptions& o) {
-  auto join = [](const auto& items) {
-    std::string text;
-    for (const auto& item : items) {
-      if (!text.empty()) text += ',';
-      if constexpr (std::is_same_v<std::decay_t<decltype(item)>, std::string>) {
-        text += item;
-      } else {
-        text += std::to_string(item);
-      }
+namespace {
+
+// "a,b,c" from strings or numbers.
+template <typename Items>
+std::string join(const Items& items) {
+  std::string text;
+  for (const auto& item : items) {
+    if (!text.empty()) text += ',';
+    if constexpr (std::is_same_v<std::decay_t<decltype(item)>, std::string>) {
+      text += item;
+    } else {
+      text += std::to_string(item);
     }
-    return text;
-  };
+  }
+  return text;
+}
+
+}  // namespace
+
+std::string canonical_flags(const AllreduceBenchOptions& o) {
   auto size = [](size_t bytes) {
     std::string text = format_size(bytes);
     text.erase(std::remove(text.begin(), text.end(), ' '), text.end());
@@ -255,12 +262,7 @@ struct PeerCommands {
     const std::string timeout = std::to_string(o.timeout_s);
     const std::string gap = std::to_string(o.gap_us);
     const std::string bind = o.bind_cpu ? "cpu" : "none";
-    auto comma_list = [](const std::vector<std::string>& items) {
-      std::string text;
-      for (const std::string& a : items) text += (text.empty() ? "" : ",") + a;
-      return text;
-    };
-    const std::string algos = comma_list(o.dtrain_algos);
+    const std::string algos = join(o.dtrain_algos);
     std::vector<std::pair<std::string, std::vector<std::string>>> runs;
     runs.push_back(
         {"dtrain",
@@ -269,7 +271,7 @@ struct PeerCommands {
           o.dtrain_store, "--timeout-s", timeout, "--gap-us", gap, "--bind-to", bind}});
     if (!gloo_peer.empty()) {
       runs.push_back({"gloo",
-                      {gloo_peer, "--world", n, "--plan", plan, "--algos", comma_list(o.gloo_algos),
+                      {gloo_peer, "--world", n, "--plan", plan, "--algos", join(o.gloo_algos),
                        "--timeout-s", timeout, "--gap-us", gap, "--bind-to", bind}});
     }
     if (!mpi_peer.empty()) {

@@ -127,8 +127,11 @@ void write_world_table(std::ostream& out, int world, const std::string& primary,
     if (s.rfind("gloo:", 0) == 0) gloo_series.push_back(s);
   }
   const bool have_mpi = std::find(series.begin(), series.end(), "mpi") != series.end();
-  const bool have_gloo_ring = std::find(series.begin(), series.end(), "gloo:ring") != series.end();
-  const bool have_gloo_fn = std::find(series.begin(), series.end(), "gloo:fn") != series.end();
+  // A ratio column against each of these Gloo variants that ran, besides "gloo best".
+  std::vector<std::string> gloo_ratio_series;
+  for (const char* s : {"gloo:ring", "gloo:fn"}) {
+    if (std::find(series.begin(), series.end(), s) != series.end()) gloo_ratio_series.push_back(s);
+  }
 
   out << "| size | " << label(primary) << " alg | lat | algbw GB/s | busbw GB/s";
   std::string rule = "|---|---|---:|---:|---:";
@@ -137,8 +140,7 @@ void write_world_table(std::ostream& out, int world, const std::string& primary,
     out << " | " << label(s) << " lat | " << label(s) << " busbw";
     rule += "|---:|---:";
   }
-  if (have_gloo_ring) out << " | ÷ gloo ring", rule += "|---:";
-  if (have_gloo_fn) out << " | ÷ gloo::allreduce", rule += "|---:";
+  for (const std::string& s : gloo_ratio_series) out << " | ÷ " << label(s), rule += "|---:";
   if (!gloo_series.empty()) out << " | ÷ gloo best", rule += "|---:";
   if (have_mpi) out << " | ÷ mpi", rule += "|---:";
   out << " |\n" << rule << "|\n";
@@ -172,12 +174,8 @@ void write_world_table(std::ostream& out, int world, const std::string& primary,
         out << " | – | –";
       }
     }
-    if (have_gloo_ring) {
-      const AllreduceResult* g = find("gloo:ring", bytes);
-      out << " | " << ratio(p, g ? g->busbw_gbps() : 0);
-    }
-    if (have_gloo_fn) {
-      const AllreduceResult* g = find("gloo:fn", bytes);
+    for (const std::string& s : gloo_ratio_series) {
+      const AllreduceResult* g = find(s, bytes);
       out << " | " << ratio(p, g ? g->busbw_gbps() : 0);
     }
     if (!gloo_series.empty()) {

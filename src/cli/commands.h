@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <string>
 
 namespace dtrain {
 struct LaunchOptions;
@@ -36,6 +37,10 @@ Subcommand add_bench_command(CLI::App& parent);   // bench_command.cc
 Subcommand add_train_command(CLI::App& parent);  // train_command.cc
 Subcommand add_run_command(CLI::App& parent);    // run_command.cc
 #endif
+
+// --bind-to none|cpu into `value`, for parse_cpu_binding (launch_command.cc; `dtrain run` shares
+// it).
+void add_bind_to_flag(CLI::App& sub, std::string& value);
 
 // --elastic, --min-workers, --max-workers, --join (launch_command.cc; `dtrain run` shares them).
 void add_elastic_launch_flags(CLI::App& sub, LaunchOptions& options);

@@ -35,6 +35,13 @@ int run_launch(LaunchFlags& flags) {
 
 }  // namespace
 
+void add_bind_to_flag(CLI::App& sub, std::string& value) {
+  sub.add_option("--bind-to", value,
+                 "none, or cpu: bind worker i to the (i mod m)-th of the m allowed CPUs")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"none", "cpu"}));
+}
+
 void add_elastic_launch_flags(CLI::App& sub, LaunchOptions& o) {
   sub.add_flag("--elastic", o.elastic,
                "elastic job: a failed worker does not stop the others (docs/elastic.md)");
@@ -78,10 +85,7 @@ Subcommand add_launch_command(CLI::App& parent) {
                   "bound on each collective, passed to workers as DTRAIN_TIMEOUT_MS")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
   sub->add_flag("--no-prefix", flags->no_prefix, "pass the workers' output through unchanged");
-  sub->add_option("--bind-to", flags->bind_to,
-                  "none, or cpu: bind worker i to the i-th allowed CPU (round-robin)")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"none", "cpu"}));
+  add_bind_to_flag(*sub, flags->bind_to);
   add_elastic_launch_flags(*sub, o);
   sub->add_option("command", o.command, "the worker command and its arguments (after --)")
       ->required();

@@ -138,10 +138,7 @@ Subcommand add_run_command(CLI::App& parent) {
              "dtrain run [--nproc N] [training flags | --config FILE]");
   add_train_flags(*sub, *flags);
   auto bind_to = std::make_shared<std::string>("none");
-  sub->add_option("--bind-to", *bind_to,
-                  "none, or cpu: bind worker i to the i-th allowed CPU (dtrain launch --bind-to)")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"none", "cpu"}));
+  add_bind_to_flag(*sub, *bind_to);
   return {sub, [flags, bind_to] { return run_run(*flags, *bind_to); }};
 }
 
