@@ -34,6 +34,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -184,13 +185,27 @@ class CheckpointWriter {
 struct LoadOptions {
   // When set, a checkpoint written for another model throws MismatchError (find_resume: skipped).
   std::optional<ModelSignature> expected_model = std::nullopt;
+  // The caller's own checks (e.g. the trainer's state in `extra`), run last, on a checkpoint that
+  // passed every check of load_checkpoint. It rejects the checkpoint by throwing an Error, which
+  // load_checkpoint rethrows as the same kind prefixed with "checkpoint <path>: " (find_resume:
+  // skipped with that reason, and the next older one is tried). Because it runs last, what it
+  // derives from an accepted checkpoint belongs to the checkpoint load_checkpoint returns (and
+  // to the one find_resume chooses).
+  std::function<void(const Checkpoint&)> validate = nullptr;
+  // Cap on the bytes of one checkpoint's tensor files (their sizes in manifest.json, checked
+  // before anything is read). 0: the machine's physical memory.
+  uint64_t max_bytes = 0;
   // null: the real (POSIX) file system.
   std::shared_ptr<CheckpointFs> fs = nullptr;
 };
 
-// Loads one checkpoint directory (e.g. <dir>/ckpt-000300): parses the manifest, checks every
-// file's size and CRC-32 against it, validates each safetensors file, and checks the model
-// signature. Throws NotFoundError, CorruptError, MismatchError, IoError.
+// Loads one checkpoint directory (e.g. <dir>/ckpt-000300). Checks before reading or allocating:
+// the path is a directory; manifest.json and every listed file are regular files (a FIFO is never
+// opened for a blocking read); the manifest is at most 64 MiB; every file has the size the
+// manifest records; their total fits options.max_bytes. Then it parses the manifest, checks each
+// file's CRC-32, validates each safetensors file, checks the model signature, and runs
+// options.validate. Throws NotFoundError, CorruptError, MismatchError, IoError (the message names
+// the checkpoint and the file).
 Checkpoint load_checkpoint(const std::string& path, const LoadOptions& options = {});
 
 // The complete checkpoints (those with a manifest.json; not validated) in `dir`, oldest step
@@ -214,9 +229,10 @@ struct ResumeChoice {
 };
 
 // --resume auto: tries the checkpoints in `dir` from the newest step down and returns the first
-// that loads, with the reason each newer one was skipped (incomplete directories included). A
-// missing `dir` gives an empty choice. Never throws for a bad checkpoint; IoError on listing
-// failures.
+// that loads completely (every check of load_checkpoint, options.validate included), with the
+// reason each newer one was skipped (incomplete directories and files that are not regular files
+// included). A missing `dir` gives an empty choice. Never throws for a bad checkpoint; IoError on
+// listing failures.
 ResumeChoice find_resume(const std::string& dir, const LoadOptions& options = {});
 
 }  // namespace dtrain

@@ -1,5 +1,8 @@
 // Loading, listing and --resume auto (see checkpoint.h).
+#include <unistd.h>
+
 #include <algorithm>
+#include <new>
 
 #include "checkpoint/checkpoint_io.h"
 #include "checkpoint/manifest.h"
@@ -42,14 +45,41 @@ void check_signature_against_model_file(const Checkpoint& c, const std::string& 
   }
 }
 
+// A manifest is JSON of a few KiB per tensor file and parameter; 64 MiB is far above any real one
+// and bounds what a damaged or planted manifest.json costs to read and parse.
+constexpr uint64_t kMaxManifestBytes = 64ull << 20;
+
+// The machine's physical memory: the default cap on the bytes one checkpoint may load.
+uint64_t physical_memory_bytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page = ::sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page <= 0) return UINT64_MAX;
+  return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page);
+}
+
+// CorruptError "<where>: <name> is a FIFO, not a regular file" unless `st` is a regular file.
+void check_regular(const FileStat& st, const std::string& where, const std::string& name) {
+  if (!st.regular)
+    throw CorruptError(where + ": " + name + " is a " + st.kind + ", not a regular file");
+}
+
+std::string wrong_size(const std::string& where, const std::string& name, uint64_t actual,
+                       uint64_t expected) {
+  return where + ": " + name + (actual < expected ? " is truncated: " : " has the wrong size: ") +
+         std::to_string(actual) + " bytes, manifest.json says " + std::to_string(expected);
+}
+
 }  // namespace
 
 Checkpoint load_checkpoint(const std::string& path, const LoadOptions& options) {
   auto fs = fs_or_posix(options.fs);
   const std::string where = "checkpoint " + path;
-  if (!fs->exists(path)) throw NotFoundError(where + " does not exist");
+  const FileStat dir = fs->stat(path);
+  if (!dir.exists) throw NotFoundError(where + " does not exist");
+  if (!dir.directory) throw CorruptError(where + " is a " + dir.kind + ", not a directory");
   const std::string manifest_path = path + "/" + std::string(kManifestFileName);
-  if (!fs->exists(manifest_path)) {
+  const FileStat manifest = fs->stat(manifest_path);
+  if (!manifest.exists) {
     if (!checkpoint_entries(*fs, path).empty()) {
       throw NotFoundError(path +
                           " holds checkpoints but is not one: name one of its ckpt-* "
@@ -57,38 +87,71 @@ Checkpoint load_checkpoint(const std::string& path, const LoadOptions& options) 
     }
     throw NotFoundError(where + ": manifest.json is missing (incomplete save or not a checkpoint)");
   }
-  std::vector<uint8_t> manifest_bytes = fs->read_file(manifest_path);
+  check_regular(manifest, where, std::string(kManifestFileName));
+  if (manifest.bytes > kMaxManifestBytes) {
+    throw CorruptError(where + ": manifest.json holds " + std::to_string(manifest.bytes) +
+                       " bytes, more than a manifest may (" + std::to_string(kMaxManifestBytes) +
+                       ")");
+  }
+  std::vector<uint8_t> manifest_bytes = fs->read_file(manifest_path, kMaxManifestBytes);
   ParsedManifest parsed = parse_manifest(manifest_bytes, where + ": manifest.json");
   Checkpoint c = std::move(parsed.fields);
 
+  // Every size is compared with the manifest, and the total with the memory budget, before a
+  // single tensor file is read.
+  const uint64_t budget = options.max_bytes > 0 ? options.max_bytes : physical_memory_bytes();
+  uint64_t total = 0;
   for (const ManifestFile& f : parsed.files) {
-    const std::string file_path = path + "/" + f.name;
-    if (!fs->exists(file_path)) {
+    const FileStat st = fs->stat(path + "/" + f.name);
+    if (!st.exists) {
       throw NotFoundError(where + ": " + f.name + " is missing (listed in manifest.json)");
     }
-    std::vector<uint8_t> data = fs->read_file(file_path);
-    if (data.size() != f.bytes) {
-      throw CorruptError(where + ": " + f.name +
-                         (data.size() < f.bytes ? " is truncated: " : " has the wrong size: ") +
-                         std::to_string(data.size()) + " bytes, manifest.json says " +
-                         std::to_string(f.bytes));
+    check_regular(st, where, f.name);
+    if (st.bytes != f.bytes) throw CorruptError(wrong_size(where, f.name, st.bytes, f.bytes));
+    total = f.bytes > UINT64_MAX - total ? UINT64_MAX : total + f.bytes;
+  }
+  if (total > budget) {
+    throw IoError(where + ": its files hold " + std::to_string(total) + " bytes, more than the " +
+                  std::to_string(budget) + " one load may take (" +
+                  (options.max_bytes > 0 ? "LoadOptions::max_bytes" : "this machine's memory") +
+                  ")");
+  }
+  try {
+    for (const ManifestFile& f : parsed.files) {
+      std::vector<uint8_t> data = fs->read_file(path + "/" + f.name, f.bytes);
+      // Changed since stat(): shorter is truncated; read_file refuses longer.
+      if (data.size() != f.bytes) {
+        throw CorruptError(wrong_size(where, f.name, data.size(), f.bytes));
+      }
+      uint32_t crc = crc32_of(data);
+      if (crc != f.crc32) {
+        throw CorruptError(where + ": checksum mismatch in " + f.name + " (crc32 " +
+                           std::to_string(crc) + ", manifest.json says " + std::to_string(f.crc32) +
+                           ")");
+      }
+      SafetensorsContents contents = decode_safetensors(data, where + ": " + f.name);
+      if (contents.tensors.size() != f.tensors) {
+        throw CorruptError(where + ": " + f.name + " has " +
+                           std::to_string(contents.tensors.size()) +
+                           " tensors, manifest.json says " + std::to_string(f.tensors));
+      }
+      std::string stem = f.name.substr(0, f.name.size() - kTensorFileSuffix.size());
+      c.files[stem] = std::move(contents.tensors);
     }
-    uint32_t crc = crc32_of(data);
-    if (crc != f.crc32) {
-      throw CorruptError(where + ": checksum mismatch in " + f.name + " (crc32 " +
-                         std::to_string(crc) + ", manifest.json says " + std::to_string(f.crc32) +
-                         ")");
-    }
-    SafetensorsContents contents = decode_safetensors(data, where + ": " + f.name);
-    if (contents.tensors.size() != f.tensors) {
-      throw CorruptError(where + ": " + f.name + " has " + std::to_string(contents.tensors.size()) +
-                         " tensors, manifest.json says " + std::to_string(f.tensors));
-    }
-    std::string stem = f.name.substr(0, f.name.size() - kTensorFileSuffix.size());
-    c.files[stem] = std::move(contents.tensors);
+  } catch (const std::bad_alloc&) {
+    throw IoError(where + ": out of memory loading its " + std::to_string(total) + " bytes");
   }
   check_signature_against_model_file(c, where);
   if (options.expected_model) check_model_signature(*options.expected_model, c.model, where);
+  if (options.validate) {
+    // Last: what the caller derives from `c` here belongs to the checkpoint returned
+    // (LoadOptions::validate in checkpoint.h).
+    try {
+      options.validate(c);
+    } catch (const Error& e) {
+      throw_error(e.code(), where + ": " + e.what());
+    }
+  }
   return c;
 }
 

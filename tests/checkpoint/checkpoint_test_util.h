@@ -110,9 +110,13 @@ class CrashingFs : public CheckpointFs {
     alive("exists");
     return real_->exists(p);
   }
-  std::vector<uint8_t> read_file(const std::string& p) override {
+  FileStat stat(const std::string& p) override {
+    alive("stat");
+    return real_->stat(p);
+  }
+  std::vector<uint8_t> read_file(const std::string& p, uint64_t max_bytes) override {
     alive("read_file");
-    return real_->read_file(p);
+    return real_->read_file(p, max_bytes);
   }
 
  private:
@@ -164,7 +168,10 @@ class GatedFs : public CheckpointFs {
   void remove_all(const std::string& p) override { real_->remove_all(p); }
   std::vector<std::string> list_dir(const std::string& p) override { return real_->list_dir(p); }
   bool exists(const std::string& p) override { return real_->exists(p); }
-  std::vector<uint8_t> read_file(const std::string& p) override { return real_->read_file(p); }
+  FileStat stat(const std::string& p) override { return real_->stat(p); }
+  std::vector<uint8_t> read_file(const std::string& p, uint64_t max_bytes) override {
+    return real_->read_file(p, max_bytes);
+  }
 
  private:
   std::shared_ptr<CheckpointFs> real_;
