@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
         torch::manual_seed(1);
         dtrain::ModelHandle model =
             dtrain::wrap_module("SmallConvNet", SmallConvNet(), {}, "classification");
-        auto comm = dtrain::Communicator::create_gloo(store, rank, workers);
+        auto comm = dtrain::Communicator::create(store, rank, workers);
         dtrain::train(config, model, data, comm.get(), std::cout, {.terminal = false});
       } catch (const std::exception& e) {
         errors[rank] = e.what();

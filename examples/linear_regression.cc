@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
   for (int rank = 0; rank < workers; ++rank) {
     threads.emplace_back([&, rank] {
       try {
-        auto comm = dtrain::Communicator::create_gloo(store, rank, workers);
+        auto comm = dtrain::Communicator::create(store, rank, workers);
         std::ostringstream log;  // the trainer's own output (summary) is not needed here
         results[rank] = dtrain::train(config, comm.get(), log, {.terminal = false, .summary = false});
       } catch (const std::exception& e) {

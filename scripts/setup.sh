@@ -7,7 +7,7 @@ PACKAGES=(
   cmake ninja-build g++ make pkg-config
   libtorch-dev python3-torch libopenblas-dev
   libgloo-dev libopenmpi-dev openmpi-bin
-  libzmq3-dev cppzmq-dev
+  libzmq3-dev cppzmq-dev libssl-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev
   dataset-fashion-mnist iproute2

@@ -29,14 +29,34 @@
 namespace dtrain {
 
 enum class AllreduceAlgorithm : uint8_t {
-  kAuto = 0,               // by world and message size (CommOptions, docs/communication.md)
-  kRing = 1,               // reduce-scatter + allgather around a ring: bandwidth-optimal, large messages
+  kAuto = 0,  // by world and message size (CommOptions, docs/communication.md)
+  kRing = 1,  // reduce-scatter + allgather around a ring: bandwidth-optimal, large messages
   kRecursiveDoubling = 2,  // log2(n) exchanges of the whole buffer: latency-optimal, small messages
-  kDirect = 3,             // every rank sends its input to every other rank: one step, tiny messages
-  kHalvingDoubling = 4,    // recursive halving + doubling (power-of-two sizes; else the ring)
+  kDirect = 3,           // every rank sends its input to every other rank: one step, tiny messages
+  kHalvingDoubling = 4,  // recursive halving + doubling (power-of-two sizes; else the ring)
 };
 
+// Which Transport carries a communicator's messages.
+enum class CommTransport : uint8_t {
+  kTcp = 0,   // dtrain's own TCP transport: every connection authenticated (HMAC challenge-
+              // response with `secret`) before any data; no port open after set-up
+  kGloo = 1,  // Gloo's TCP transport: no authentication (its listener takes whatever connects);
+              // for comparison and for builds where it is the known-good path
+};
+
+// "tcp" / "gloo", and back (InvalidArgumentError naming the choices).
+const char* comm_transport_name(CommTransport transport);
+CommTransport parse_comm_transport(const std::string& name);
+
 struct CommOptions {
+  CommTransport transport = CommTransport::kTcp;
+  // The group's secret for authenticating connections (kTcp): the run's secret (DTRAIN_SECRET;
+  // connect_world sets it). Never sent. Empty: rank 0 draws a random key and passes it through
+  // the store, so the connections are as private as the store (fine for in-process and file
+  // stores; with a TcpStore, give its secret here).
+  std::string secret;
+  // Bound on one unauthenticated connection's handshake during set-up (kTcp).
+  std::chrono::milliseconds handshake_timeout{10000};
   // Bound on one operation (and so on detecting a dead peer).
   std::chrono::milliseconds timeout = kDefaultTimeout;
   // Bound on connecting to the other ranks at creation.
@@ -104,8 +124,11 @@ AllreduceAlgorithm choose_allreduce_algorithm(const CommOptions& options, int si
 
 class Communicator {
  public:
-  // A communicator over the Gloo TCP transport; rendezvous through `store`. Collective over all
-  // `size` ranks: every rank calls it with its own rank.
+  // A communicator over options.transport; rendezvous through `store` (keys under "comm/").
+  // Collective over all `size` ranks: every rank calls it with its own rank.
+  static std::unique_ptr<Communicator> create(std::shared_ptr<Store> store, int rank, int size,
+                                              CommOptions options = {});
+  // The same with the transport forced to kGloo.
   static std::unique_ptr<Communicator> create_gloo(std::shared_ptr<Store> store, int rank, int size,
                                                    CommOptions options = {});
 
@@ -154,7 +177,8 @@ class Communicator {
 
   // Tagged point-to-point. A send matches the recv on `dst` with the same source and tag; sizes
   // must agree. Tags share no space with collectives.
-  std::shared_ptr<Work> send_async(const void* data, size_t count, DType dtype, int dst, uint32_t tag);
+  std::shared_ptr<Work> send_async(const void* data, size_t count, DType dtype, int dst,
+                                   uint32_t tag);
   void send(const void* data, size_t count, DType dtype, int dst, uint32_t tag);
   std::shared_ptr<Work> recv_async(void* data, size_t count, DType dtype, int src, uint32_t tag);
   void recv(void* data, size_t count, DType dtype, int src, uint32_t tag);

@@ -1,15 +1,19 @@
 // TcpStore: a Store served over TCP by a TcpStoreServer (hosted by the launcher or by rank 0), for
 // ranks on any machine that can reach it.
 //
-// Security: every client must present the run's secret in its first message (compared in constant
-// time); a server refuses clients without it. The secret authenticates; it does not encrypt: run
-// the store on a trusted network.
+// Security: every connection starts with a challenge-response handshake in which client and server
+// each prove, with HMAC-SHA256 over fresh nonces from both, that they know the run's secret; the
+// secret itself never travels. A server serves nothing to a connection that has not proven it.
+// The handshake authenticates; it does not encrypt: run the store on a trusted network.
 //
-// Robustness: the server bounds every message by max_message_bytes (checked before allocating) and
-// drops a connection that sends garbage, a truncated or oversized message, an unknown type or a
-// request before its hello; every other connection keeps being served. A client's get/wait does
-// not block the server or other clients: it is answered when its keys appear, or with a
-// TimeoutError naming the missing keys when its deadline passes.
+// Robustness: before authentication a connection may send only the small handshake messages
+// (max_unauthenticated_bytes), must finish within handshake_timeout, and at most
+// max_unauthenticated connections are kept (the oldest is dropped past that), so strangers can
+// neither bloat the server nor starve the job's own clients. After it, the server bounds every
+// message by max_message_bytes (checked before allocating) and drops a connection that sends
+// garbage, a truncated or oversized message or an unknown type; every other connection keeps being
+// served. A client's get/wait does not block the server or other clients: it is answered when its
+// keys appear, or with a TimeoutError naming the missing keys when its deadline passes.
 //
 // Wire protocol: docs/store.md.
 #pragma once
@@ -36,6 +40,10 @@ struct TcpStoreOptions {
   // retries refused connections for at most this long (and never past the call's deadline), then
   // throws PeerLostError: a server that went away should fail calls fast, not at their deadline.
   std::chrono::milliseconds reconnect_timeout{2000};
+  // Server: limits on connections that have not authenticated yet.
+  std::chrono::milliseconds handshake_timeout{10000};  // from accept to a verified proof
+  size_t max_unauthenticated = 64;                     // past this the oldest one is dropped
+  size_t max_unauthenticated_bytes = 256;              // largest payload before authentication
 };
 
 // Serves one store on its own thread (a poll() loop), until destroyed.

@@ -17,6 +17,8 @@ std::unique_ptr<Communicator> connect_world(const WorldInfo& world, CommOptions 
     options.connect_timeout = *world.timeout;
   }
   if (!world.listen_host.empty()) options.hostname = world.listen_host;
+  // The run's secret also keys the transport's connection handshakes (unless the caller set one).
+  if (options.secret.empty()) options.secret = world.secret;
   std::shared_ptr<Store> store;
   if (world.store_addr.empty()) {
     if (world.world_size != 1) {
@@ -32,7 +34,7 @@ std::unique_ptr<Communicator> connect_world(const WorldInfo& world, CommOptions 
     store = std::make_shared<PrefixStore>(world.run_id,
                                           TcpStore::connect(world.store_addr, store_options));
   }
-  return Communicator::create_gloo(std::move(store), world.rank, world.world_size, options);
+  return Communicator::create(std::move(store), world.rank, world.world_size, options);
 }
 
 }  // namespace dtrain

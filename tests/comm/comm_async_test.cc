@@ -11,7 +11,7 @@ namespace {
 
 TEST(CommAsync, HandlesCompleteInIssueOrderWithStatus) {
   run_threads(3, [](int rank, std::shared_ptr<Store> store) {
-    auto comm = Communicator::create_gloo(store, rank, 3, test_options());
+    auto comm = Communicator::create(store, rank, 3, test_options());
     constexpr int kOps = 8;
     std::vector<std::vector<float>> bufs(kOps, std::vector<float>(1000));
     std::vector<std::shared_ptr<Work>> works;
@@ -37,7 +37,7 @@ TEST(CommAsync, HandlesCompleteInIssueOrderWithStatus) {
 
 TEST(CommAsync, WaitDeadlineOnAnUnmatchedOperationIsATimeout) {
   run_threads(2, [](int rank, std::shared_ptr<Store> store) {
-    auto comm = Communicator::create_gloo(store, rank, 2, test_options(std::chrono::seconds(3)));
+    auto comm = Communicator::create(store, rank, 2, test_options(std::chrono::seconds(3)));
     if (rank == 0) {
       float x = 1;
       auto w = comm->recv_async(&x, 1, DType::kFloat32, 1, 99);  // rank 1 sends only later
@@ -56,7 +56,7 @@ TEST(CommAsync, WaitDeadlineOnAnUnmatchedOperationIsATimeout) {
 
 TEST(CommP2P, TaggedSendRecvAllDtypesAndSizes) {
   run_threads(3, [](int rank, std::shared_ptr<Store> store) {
-    auto comm = Communicator::create_gloo(store, rank, 3, test_options());
+    auto comm = Communicator::create(store, rank, 3, test_options());
     int right = (rank + 1) % 3, left = (rank + 2) % 3;
     for (DType dtype : all_dtypes()) {
       for (size_t count : {size_t{0}, size_t{1}, size_t{777}, size_t{300001}}) {
@@ -82,7 +82,7 @@ TEST(CommP2P, SenderClosingRightAfterASendStillDeliversIt) {
   constexpr size_t kCount = size_t{8} << 20;
   for (int round = 0; round < 3 && !HasFailure(); ++round) {
     run_threads(2, [&](int rank, std::shared_ptr<Store> store) {
-      auto comm = Communicator::create_gloo(store, rank, 2, test_options(std::chrono::seconds(5)));
+      auto comm = Communicator::create(store, rank, 2, test_options(std::chrono::seconds(5)));
       std::vector<int32_t> data(kCount);
       if (rank == 0) {
         for (size_t i = 0; i < kCount; ++i) data[i] = static_cast<int32_t>(i * 7 + round);
@@ -100,7 +100,7 @@ TEST(CommP2P, SenderClosingRightAfterASendStillDeliversIt) {
 
 TEST(CommP2P, SameTagMessagesArriveInOrderAndTagsAreIndependent) {
   run_threads(2, [](int rank, std::shared_ptr<Store> store) {
-    auto comm = Communicator::create_gloo(store, rank, 2, test_options());
+    auto comm = Communicator::create(store, rank, 2, test_options());
     constexpr int kMsgs = 6;
     if (rank == 0) {
       std::vector<int64_t> v(kMsgs);
@@ -131,7 +131,7 @@ TEST(CommP2P, SameTagMessagesArriveInOrderAndTagsAreIndependent) {
 
 TEST(CommSplit, SubgroupsRunIndependentCollectives) {
   run_threads(5, [](int rank, std::shared_ptr<Store> store) {
-    auto comm = Communicator::create_gloo(store, rank, 5, test_options());
+    auto comm = Communicator::create(store, rank, 5, test_options());
     // even ranks {0,2,4} and odd ranks {1,3}
     std::vector<int> members = rank % 2 == 0 ? std::vector<int>{4, 0, 2} : std::vector<int>{1, 3};
     auto sub = comm->split(members);

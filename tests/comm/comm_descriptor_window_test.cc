@@ -107,6 +107,7 @@ TEST(CommDescriptorWindow, PostsTheNextCollectivesReceivesBeforeItsOwnSends) {
   constexpr int kWorld = 3;
   constexpr int kOps = 6;
   CommOptions options;
+  options.transport = test_transport();
   options.timeout = std::chrono::seconds(20);
   ASSERT_TRUE(options.verify_collectives);
   options.post_descriptors_ahead = true;
@@ -148,6 +149,7 @@ TEST(CommDescriptorWindow, PostsTheNextCollectivesReceivesBeforeItsOwnSends) {
 
 TEST(CommDescriptorWindow, NothingIsPostedAheadByDefault) {
   CommOptions options;
+  options.transport = test_transport();
   options.timeout = std::chrono::seconds(20);
   ASSERT_FALSE(options.post_descriptors_ahead);
   auto events = record_ranks(2, options, [&](Communicator& comm) {
@@ -175,6 +177,7 @@ TEST(CommDescriptorWindow, NothingIsPostedAheadByDefault) {
 
 TEST(CommDescriptorWindow, NothingIsPostedAheadWithoutVerification) {
   CommOptions options;
+  options.transport = test_transport();
   options.timeout = std::chrono::seconds(20);
   options.verify_collectives = false;
   options.post_descriptors_ahead = true;  // needs the descriptor exchange of every collective
@@ -201,9 +204,10 @@ TEST(CommDescriptorWindow, AMismatchLeavesTheCommunicatorUsable) {
   // reaches after a mismatch: they match, and nothing is abandoned.
   run_threads(2, [](int rank, std::shared_ptr<Store> store) {
     CommOptions o;
+    o.transport = test_transport();
     o.timeout = std::chrono::seconds(20);
     o.post_descriptors_ahead = true;
-    auto comm = Communicator::create_gloo(store, rank, 2, o);
+    auto comm = Communicator::create(store, rank, 2, o);
     std::vector<float> x(100, 1.0f);
     if (rank == 0) {
       EXPECT_THROW(comm->allreduce(x.data(), x.size(), DType::kFloat32, ReduceOp::kSum),
@@ -225,8 +229,9 @@ TEST(CommDescriptorWindow, ReceivedBytesAreWhatArrived) {
   // room for 64 + 512 KiB; counting the room inflated bytes_received 1000-fold.
   run_threads(2, [](int rank, std::shared_ptr<Store> store) {
     CommOptions o;
+    o.transport = test_transport();
     o.timeout = std::chrono::seconds(20);
-    auto comm = Communicator::create_gloo(store, rank, 2, o);
+    auto comm = Communicator::create(store, rank, 2, o);
     std::vector<float> x(100, static_cast<float>(rank + 1));
     comm->allreduce(x.data(), x.size(), DType::kFloat32, ReduceOp::kSum);
     EXPECT_EQ(x[0], 3.0f);
@@ -238,9 +243,10 @@ TEST(CommDescriptorWindow, ReceivedBytesAreWhatArrived) {
   std::vector<CommStats> stats(3);
   run_threads(3, [&](int rank, std::shared_ptr<Store> store) {
     CommOptions o;
+    o.transport = test_transport();
     o.timeout = std::chrono::seconds(20);
     o.post_descriptors_ahead = true;  // the window's slots count the same way
-    auto comm = Communicator::create_gloo(store, rank, 3, o);
+    auto comm = Communicator::create(store, rank, 3, o);
     std::vector<float> big(300000, 1.0f), small(7, 1.0f), gathered(3 * 7);
     comm->allreduce(big.data(), big.size(), DType::kFloat32, ReduceOp::kSum);
     comm->allreduce(small.data(), small.size(), DType::kFloat32, ReduceOp::kMax);

@@ -17,7 +17,7 @@ double seconds_since(Clock::time_point t) {
 
 TEST(CommFault, AbortFailsPendingAndFutureOperationsAtOnce) {
   run_threads(2, [](int rank, std::shared_ptr<Store> store) {
-    auto comm = Communicator::create_gloo(store, rank, 2, test_options(std::chrono::seconds(20)));
+    auto comm = Communicator::create(store, rank, 2, test_options(std::chrono::seconds(20)));
     if (rank == 0) {
       float x = 0;
       auto pending_recv = comm->recv_async(&x, 1, DType::kFloat32, 1, 1);  // never sent
@@ -55,7 +55,7 @@ TEST(CommFault, AbortFailsPendingAndFutureOperationsAtOnce) {
 
 TEST(CommFault, MissingPeerTimesOutWithinTheBound) {
   run_threads(3, [](int rank, std::shared_ptr<Store> store) {
-    auto comm = Communicator::create_gloo(store, rank, 3, test_options(std::chrono::milliseconds(800)));
+    auto comm = Communicator::create(store, rank, 3, test_options(std::chrono::milliseconds(800)));
     if (rank == 2) {
       // rank 2 skips the collective and waits until the others have failed
       std::this_thread::sleep_for(std::chrono::milliseconds(2500));
@@ -80,7 +80,7 @@ TEST(CommFault, MissingPeerTimesOutWithinTheBound) {
 
 TEST(CommFault, InvalidArgumentsThrowAtTheCall) {
   run_threads(2, [](int rank, std::shared_ptr<Store> store) {
-    auto comm = Communicator::create_gloo(store, rank, 2, test_options());
+    auto comm = Communicator::create(store, rank, 2, test_options());
     float x = 1;
     EXPECT_THROW(comm->broadcast(&x, 1, DType::kFloat32, 7), InvalidArgumentError);
     EXPECT_THROW(comm->send(&x, 1, DType::kFloat32, rank, 0), InvalidArgumentError);

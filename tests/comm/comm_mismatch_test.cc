@@ -15,7 +15,7 @@ void expect_mismatch(const std::function<void(Communicator&, int)>& call,
                      const std::vector<std::string>& expect, int n = 3,
                      CommOptions options = test_options(std::chrono::seconds(10))) {
   run_threads(n, [&](int rank, std::shared_ptr<Store> store) {
-    auto comm = Communicator::create_gloo(store, rank, n, options);
+    auto comm = Communicator::create(store, rank, n, options);
     std::string message;
     try {
       call(*comm, rank);
@@ -112,7 +112,7 @@ TEST(CommMismatch, DifferentCountsVector) {
 
 TEST(CommMismatch, PointToPointSizeMismatchFailsTheReceiverOnly) {
   run_threads(2, [](int rank, std::shared_ptr<Store> store) {
-    auto comm = Communicator::create_gloo(store, rank, 2, test_options(std::chrono::seconds(10)));
+    auto comm = Communicator::create(store, rank, 2, test_options(std::chrono::seconds(10)));
     if (rank == 0) {
       std::vector<float> v(64, 1.0f);
       comm->send(v.data(), 64, DType::kFloat32, 1, 3);  // the receiver drains it

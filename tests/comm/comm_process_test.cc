@@ -24,7 +24,7 @@ std::string make_temp_dir() {
 }
 
 void collectives_in_child(int n, int rank, std::shared_ptr<Store> store) {
-  auto comm = Communicator::create_gloo(store, rank, n, test_options());
+  auto comm = Communicator::create(store, rank, n, test_options());
   for (DType dtype : {DType::kFloat32, DType::kBFloat16, DType::kInt64}) {
     for (size_t count : {size_t{1}, size_t{1001}, size_t{70001}}) check_collectives(*comm, dtype, count);
   }
@@ -69,7 +69,7 @@ TEST(CommProcess, SigkillOfOneRankFailsEverySurvivorWithinTheBound) {
   auto pids = fork_ranks(
       kRanks, [&](int) -> std::shared_ptr<Store> { return TcpStore::connect(address, so); },
       [&](int rank, std::shared_ptr<Store> store) {
-        auto comm = Communicator::create_gloo(store, rank, kRanks, test_options(kBound));
+        auto comm = Communicator::create(store, rank, kRanks, test_options(kBound));
         std::vector<float> v(1 << 16, 1.0f);  // 256 KiB: the ring path
         for (int iter = 0;; ++iter) {
           try {

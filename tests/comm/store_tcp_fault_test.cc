@@ -9,6 +9,7 @@
 
 #include <random>
 
+#include "comm/auth/auth.h"
 #include "comm/store/tcp_store_protocol.h"
 #include "comm/store_test_util.h"
 #include "dtrain/error.h"
@@ -48,9 +49,29 @@ class RawConnection {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
   }
+  // The handshake by hand, proving `secret`. Returns what the server sent after the proof.
+  std::string handshake(const std::string& secret) {
+    auth::Nonce nc = auth::random_nonce();
+    send(store_detail::make_frame(MessageType::kHello,
+                                  PayloadWriter().bytes(auth::view(nc)).take()));
+    auto head = read_exactly(store_detail::kHeaderBytes, 2s);
+    if (head.size() != store_detail::kHeaderBytes) return "";
+    auto h = store_detail::decode_header(head.data());
+    EXPECT_EQ(h.type, MessageType::kChallenge);
+    std::string payload = read_exactly(h.length, 2s);
+    PayloadReader r(payload);
+    std::string ns = r.bytes();
+    std::string server_mac = r.bytes();
+    // The server proved the secret first, over our nonce.
+    auth::Mac want = auth::hmac(kSecret, {store_detail::kServerProofLabel, auth::view(nc), ns});
+    EXPECT_EQ(server_mac, std::string(auth::view(want)));
+    auth::Mac proof = auth::hmac(secret, {store_detail::kClientProofLabel, auth::view(nc), ns});
+    send(store_detail::make_frame(MessageType::kProof,
+                                  PayloadWriter().bytes(auth::view(proof)).take()));
+    return read_exactly(store_detail::kHeaderBytes, 2s);
+  }
   void hello(const std::string& secret = kSecret) {
-    send(store_detail::make_frame(MessageType::kHello, PayloadWriter().bytes(secret).take()));
-    auto reply = read_exactly(store_detail::kHeaderBytes, 2s);
+    auto reply = handshake(secret);
     ASSERT_EQ(reply.size(), store_detail::kHeaderBytes);  // an empty kReply
     EXPECT_EQ(store_detail::decode_header(reply.data()).type, MessageType::kReply);
   }
@@ -194,12 +215,38 @@ TEST_F(TcpStoreFaultTest, CommandWithoutHelloIsRefused) {
   expect_client_works("after");
 }
 
-TEST_F(TcpStoreFaultTest, WrongSecretHelloIsRefusedOnTheWire) {
+TEST_F(TcpStoreFaultTest, WrongSecretProofIsRefusedOnTheWire) {
   RawConnection raw(server_.port());
-  raw.send(store_detail::make_frame(MessageType::kHello, PayloadWriter().bytes("guess").take()));
+  std::string reply = raw.handshake("guess");
+  auto rest = raw.read_until_closed(2s);
+  ASSERT_TRUE(rest.has_value());
+  EXPECT_EQ(error_code_of(reply + *rest), ErrorCode::kUnauthenticated);
+  expect_client_works("after");
+}
+
+TEST_F(TcpStoreFaultTest, OldProtocolHelloWithThePlainSecretIsRefused) {
+  // Version 1 sent the secret itself; a version-1 client is told the versions differ.
+  RawConnection raw(server_.port());
+  raw.send(header(MessageType::kHello, 4 + sizeof(kSecret) - 1, store_detail::kMagic, 1) +
+           PayloadWriter().bytes(kSecret).take());
   auto got = raw.read_until_closed(2s);
   ASSERT_TRUE(got.has_value());
-  EXPECT_EQ(error_code_of(*got), ErrorCode::kUnauthenticated);
+  EXPECT_EQ(error_code_of(*got), ErrorCode::kMismatch);
+  expect_client_works("after");
+}
+
+TEST_F(TcpStoreFaultTest, ProofWithoutHelloAndHelloOfTheWrongSizeAreRefused) {
+  for (auto frame :
+       {store_detail::make_frame(MessageType::kProof,
+                                 PayloadWriter().bytes(std::string(32, 'x')).take()),
+        store_detail::make_frame(MessageType::kHello, PayloadWriter().bytes("short").take())}) {
+    RawConnection raw(server_.port());
+    raw.send(frame);
+    auto got = raw.read_until_closed(2s);
+    ASSERT_TRUE(got.has_value());
+    EXPECT_TRUE(error_code_of(*got) == ErrorCode::kUnauthenticated ||
+                error_code_of(*got) == ErrorCode::kCorrupt);
+  }
   expect_client_works("after");
 }
 
@@ -220,7 +267,8 @@ TEST_F(TcpStoreFaultTest, MalformedPayloadUnknownTypeAndOtherVersionAreDropped) 
       {"unknown type", header(static_cast<MessageType>(999), 0), ErrorCode::kCorrupt},
       {"reply type from a client", header(MessageType::kReply, 0), ErrorCode::kCorrupt},
       {"second hello",
-       store_detail::make_frame(MessageType::kHello, PayloadWriter().bytes(kSecret).take()),
+       store_detail::make_frame(MessageType::kHello,
+                                PayloadWriter().bytes(std::string(32, 'n')).take()),
        ErrorCode::kCorrupt},
       {"other version", header(MessageType::kSet, 0, store_detail::kMagic, 77),
        ErrorCode::kMismatch},

@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <string>
@@ -79,7 +80,8 @@ inline ChildOutcome reap(pid_t pid, std::chrono::steady_clock::time_point deadli
 }
 
 // Runs in the child: never returns.
-[[noreturn]] inline void child_main(int rank, const std::function<std::shared_ptr<Store>(int)>& make_store,
+[[noreturn]] inline void child_main(int rank,
+                                    const std::function<std::shared_ptr<Store>(int)>& make_store,
                                     const RankFn& fn) {
   int code = 0;
   try {
@@ -94,7 +96,8 @@ inline ChildOutcome reap(pid_t pid, std::chrono::steady_clock::time_point deadli
   _exit(code);
 }
 
-inline std::vector<pid_t> fork_ranks(int n, const std::function<std::shared_ptr<Store>(int)>& make_store,
+inline std::vector<pid_t> fork_ranks(int n,
+                                     const std::function<std::shared_ptr<Store>(int)>& make_store,
                                      const RankFn& fn) {
   std::vector<pid_t> pids;
   std::fflush(stdout);
@@ -108,10 +111,9 @@ inline std::vector<pid_t> fork_ranks(int n, const std::function<std::shared_ptr<
   return pids;
 }
 
-inline std::vector<ChildOutcome> run_processes(int n,
-                                               const std::function<std::shared_ptr<Store>(int)>& make_store,
-                                               const RankFn& fn,
-                                               std::chrono::milliseconds limit = std::chrono::seconds(60)) {
+inline std::vector<ChildOutcome> run_processes(
+    int n, const std::function<std::shared_ptr<Store>(int)>& make_store, const RankFn& fn,
+    std::chrono::milliseconds limit = std::chrono::seconds(60)) {
   auto deadline = std::chrono::steady_clock::now() + limit;
   auto pids = fork_ranks(n, make_store, fn);
   std::vector<ChildOutcome> outcomes;
@@ -127,9 +129,17 @@ inline void expect_all_succeeded(const std::vector<ChildOutcome>& outcomes) {
   }
 }
 
+// The transport the communicator tests run on: DTRAIN_TEST_TRANSPORT ("tcp", the default, or
+// "gloo"); ctest runs comm_tests once per transport (CMakeLists.txt).
+inline CommTransport test_transport() {
+  const char* name = std::getenv("DTRAIN_TEST_TRANSPORT");
+  return name == nullptr || *name == '\0' ? CommTransport::kTcp : parse_comm_transport(name);
+}
+
 // Options for tests: short timeouts so a bug fails fast instead of hanging the suite.
 inline CommOptions test_options(std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
   CommOptions o;
+  o.transport = test_transport();
   o.timeout = timeout;
   o.connect_timeout = std::chrono::seconds(20);
   return o;

@@ -24,7 +24,7 @@ void run_ranks(int world, const std::function<void(int, Communicator&)>& fn) {
       try {
         CommOptions options;
         options.timeout = std::chrono::seconds(20);
-        auto comm = Communicator::create_gloo(store, r, world, options);
+        auto comm = Communicator::create(store, r, world, options);
         fn(r, *comm);
       } catch (const std::exception& e) {
         errors[r] = e.what();
@@ -201,7 +201,7 @@ TEST(CompressedAllreduceTest, MismatchedSpecsFailOnEveryRank) {
       CommOptions options;
       options.timeout = std::chrono::seconds(10);
       try {
-        auto comm = Communicator::create_gloo(store, r, 2, options);
+        auto comm = Communicator::create(store, r, 2, options);
         GradientCompressor compressor({.spec = r == 0 ? "topk:0.1" : "topk:0.2"}, r);
         std::vector<float> data = gaussian_vector(100, r);
         compressor.allreduce(*comm, data.data(), data.size(), 0);

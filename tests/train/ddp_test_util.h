@@ -23,7 +23,7 @@ inline void run_rank_threads(int n, const std::function<void(Communicator&)>& bo
   for (int r = 0; r < n; ++r) {
     threads.emplace_back([&, r] {
       try {
-        auto comm = Communicator::create_gloo(store, r, n, options);
+        auto comm = Communicator::create(store, r, n, options);
         body(*comm);
       } catch (...) {
         std::lock_guard<std::mutex> lock(mutex);

@@ -4,6 +4,7 @@
 // reply can never be mistaken for the answer to a later request.
 #include <thread>
 
+#include "comm/auth/auth.h"
 #include "comm/store/store_socket.h"
 #include "comm/store/tcp_store_protocol.h"
 #include "dtrain/error.h"
@@ -31,15 +32,18 @@ struct Reply {
   std::string payload;
 };
 
-Reply read_reply(int fd, size_t max_payload, Deadline deadline) {
+// Reads one reply: kError, or `expected` (kReply unless the handshake expects kChallenge).
+Reply read_reply(int fd, size_t max_payload, Deadline deadline,
+                 MessageType expected = MessageType::kReply) {
   char raw[store_detail::kHeaderBytes];
   store_detail::recv_exact(fd, raw, sizeof(raw), deadline);
   store_detail::Header h = store_detail::decode_header(raw);
   if (auto problem = store_detail::header_problem(h, max_payload)) {
     throw CorruptError("malformed reply from the store server: " + *problem);
   }
-  if (h.type != MessageType::kReply && h.type != MessageType::kError) {
-    throw CorruptError("store server sent a request-type message as a reply");
+  if (h.type != expected && h.type != MessageType::kError) {
+    throw CorruptError("store server sent a message of type " +
+                       std::to_string(static_cast<int>(h.type)) + " where a reply was due");
   }
   Reply reply{h.type, std::string(h.length, '\0')};
   store_detail::recv_exact(fd, reply.payload.data(), reply.payload.size(), deadline);
@@ -91,11 +95,36 @@ class TcpStore::Connection {
 
 namespace {
 
-// Sends the hello and checks the answer. UnauthenticatedError if the secret is refused.
+// The handshake (tcp_store_protocol.h): hello with a fresh nonce, check the server's proof, send
+// ours. UnauthenticatedError if the server refuses our proof or cannot prove its own.
 void authenticate(int fd, const TcpStoreOptions& options, Deadline deadline) {
-  std::string frame =
-      store_detail::make_frame(MessageType::kHello, PayloadWriter().bytes(options.secret).take());
-  store_detail::send_all(fd, frame.data(), frame.size(), deadline);
+  auth::Nonce client_nonce = auth::random_nonce();
+  std::string hello = store_detail::make_frame(
+      MessageType::kHello, PayloadWriter().bytes(auth::view(client_nonce)).take());
+  store_detail::send_all(fd, hello.data(), hello.size(), deadline);
+  Reply challenge = read_reply(fd, options.max_message_bytes, deadline, MessageType::kChallenge);
+  if (challenge.type == MessageType::kError) throw_server_error(challenge.payload);
+  PayloadReader r(challenge.payload);
+  std::string server_nonce = r.bytes();
+  std::string server_mac = r.bytes();
+  r.finish();
+  if (server_nonce.size() != auth::kNonceBytes || server_mac.size() != auth::kMacBytes) {
+    throw CorruptError("malformed challenge from the store server");
+  }
+  auth::Mac got{};
+  std::copy(server_mac.begin(), server_mac.end(), reinterpret_cast<char*>(got.data()));
+  auth::Mac want = auth::hmac(
+      options.secret, {store_detail::kServerProofLabel, auth::view(client_nonce), server_nonce});
+  if (!auth::equal(got, want)) {
+    throw UnauthenticatedError(
+        "the store server could not prove that it knows the secret (another run's store, or a "
+        "different secret)");
+  }
+  auth::Mac mine = auth::hmac(
+      options.secret, {store_detail::kClientProofLabel, auth::view(client_nonce), server_nonce});
+  std::string proof =
+      store_detail::make_frame(MessageType::kProof, PayloadWriter().bytes(auth::view(mine)).take());
+  store_detail::send_all(fd, proof.data(), proof.size(), deadline);
   Reply reply = read_reply(fd, options.max_message_bytes, deadline);
   if (reply.type == MessageType::kError) throw_server_error(reply.payload);
   expect_empty(reply.payload);

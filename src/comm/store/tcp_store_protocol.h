@@ -12,7 +12,8 @@
 //
 // Payload fields are fixed-width integers or byte strings (u32 length + bytes). A connection
 // carries one request at a time: the client sends a request and reads exactly one reply (kReply or
-// kError) before it sends the next. The first request must be kHello.
+// kError) before it sends the next. It starts with the handshake, a challenge-response that proves
+// both ends know the run's secret without sending it (kHello, kChallenge, kProof, kReply).
 #pragma once
 
 #include <cstddef>
@@ -26,12 +27,16 @@
 namespace dtrain::store_detail {
 
 inline constexpr uint32_t kMagic = 0x53545444;  // "DTTS" on the wire
-inline constexpr uint16_t kProtocolVersion = 1;
+inline constexpr uint16_t kProtocolVersion = 2;
 inline constexpr size_t kHeaderBytes = 16;
 
 // Only ever grows at the end. Requests are client -> server; kReply/kError are server -> client.
 // Request payload, then the payload of its kReply:
-//   kHello       bytes secret                                     -> (empty)
+//   kHello       bytes client_nonce (32)                          -> kChallenge: bytes
+//                server_nonce (32), bytes server_mac (32) = HMAC-SHA256(secret,
+//                "dtrain-store-server-v2", client_nonce, server_nonce)
+//   kProof       bytes client_mac (32) = HMAC-SHA256(secret, "dtrain-store-client-v2",
+//                client_nonce, server_nonce)                      -> (empty)
 //   kSet         bytes key, bytes value                           -> (empty)
 //   kGet         bytes key, u64 timeout_ms                        -> bytes value
 //   kTryGet      bytes key                                        -> u8 present, [bytes value]
@@ -52,8 +57,14 @@ enum class MessageType : uint16_t {
   kRemove = 8,
   kReply = 9,
   kError = 10,
+  kChallenge = 11,
+  kProof = 12,
 };
-inline constexpr uint16_t kLastMessageType = 10;
+inline constexpr uint16_t kLastMessageType = 12;
+
+// Labels of the two proofs (auth::hmac parts).
+inline constexpr char kServerProofLabel[] = "dtrain-store-server-v2";
+inline constexpr char kClientProofLabel[] = "dtrain-store-client-v2";
 
 struct Header {
   uint32_t magic = kMagic;

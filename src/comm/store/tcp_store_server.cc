@@ -4,6 +4,11 @@
 // Per connection: bytes are read into `in` as they arrive, and a message is handled only once its
 // whole payload is there; its header is checked first, so an oversized length is refused before
 // any payload is buffered (`in` never holds more than one header + max_message_bytes + one read).
+// Until a connection has authenticated (kHello, kChallenge, kProof: tcp_store_protocol.h) the
+// limit is max_unauthenticated_bytes, it must finish within handshake_timeout, and at most
+// max_unauthenticated such connections are kept: a new one beyond that evicts the oldest, and so
+// does accept() running out of file descriptors. A flood of idle strangers therefore cannot lock
+// the job's own clients out.
 // Replies go to `out`; while `out` is not empty the connection's further requests wait (back
 // pressure), and while a get/wait is pending any byte from that client is a protocol violation.
 #include <poll.h>
@@ -21,6 +26,7 @@
 #include <map>
 #include <thread>
 
+#include "comm/auth/auth.h"
 #include "comm/store/store_socket.h"
 #include "comm/store/tcp_store_protocol.h"
 #include "comm/store/tcp_store_service.h"
@@ -37,18 +43,6 @@ namespace {
 constexpr size_t kReadChunk = 64 * 1024;
 constexpr int kReadsPerWakeup = 16;  // bounds the time one fast sender holds the loop
 constexpr std::chrono::milliseconds kAcceptBackoff{100};  // after running out of descriptors
-
-// Runs in time that depends only on the lengths, not on where the secrets differ.
-bool secrets_equal(std::string_view a, std::string_view b) {
-  unsigned diff = a.size() == b.size() ? 0 : 1;
-  size_t n = std::max(a.size(), b.size());
-  for (size_t i = 0; i < n; ++i) {
-    unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
-    unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
-    diff |= static_cast<unsigned>(x ^ y);
-  }
-  return diff == 0;
-}
 
 std::string peer_name(int fd) {
   sockaddr_storage addr{};
@@ -94,9 +88,15 @@ class TcpStoreServer::Impl {
   const std::string& host() const { return host_; }
 
  private:
+  using Clock = std::chrono::steady_clock;
+  enum class Stage { kHello, kProof, kAuthenticated };
   struct Connection {
     UniqueFd fd;
     std::string peer;
+    Stage stage = Stage::kHello;
+    Clock::time_point handshake_expiry{};
+    auth::Nonce client_nonce{};
+    auth::Nonce server_nonce{};
     bool authenticated = false;
     bool dead = false;  // closed at the end of this loop iteration
     std::string in;
@@ -104,12 +104,15 @@ class TcpStoreServer::Impl {
     std::string out;
     size_t out_sent = 0;
   };
-  using Clock = std::chrono::steady_clock;
 
   void run();
   void loop_once();
   void accept_all();
   void on_readable(uint64_t id, Connection& c);
+  // The handshake's steps; `payload` is the message's.
+  void handshake(uint64_t id, Connection& c, MessageType type, std::string_view payload);
+  void evict_oldest_unauthenticated(const char* why);
+  void expire_handshakes(Clock::time_point now);
   void process(uint64_t id, Connection& c);
   void dispatch(uint64_t id, Connection& c, MessageType type, std::string_view payload);
   // Sends `code: message` (best effort), logs, and closes the connection.
@@ -129,6 +132,7 @@ class TcpStoreServer::Impl {
   store_detail::TcpStoreService service_;
   std::map<uint64_t, Connection> connections_;
   uint64_t next_id_ = 1;
+  size_t unauthenticated_ = 0;  // connections not yet authenticated (not dead)
   Clock::time_point accept_paused_until_{};
 };
 
@@ -160,8 +164,12 @@ void TcpStoreServer::Impl::loop_once() {
     ids.push_back(id);
   }
   int timeout_ms = accepting ? -1 : static_cast<int>(kAcceptBackoff.count());
-  if (auto expiry = service_.next_expiry()) {
-    auto left = std::chrono::ceil<std::chrono::milliseconds>(*expiry - now).count();
+  std::optional<Clock::time_point> next = service_.next_expiry();
+  for (auto& [id, c] : connections_) {
+    if (!c.authenticated && (!next || c.handshake_expiry < *next)) next = c.handshake_expiry;
+  }
+  if (next) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(*next - now).count();
     int wait = static_cast<int>(std::clamp<int64_t>(left, 0, 1 << 30));
     timeout_ms = timeout_ms < 0 ? wait : std::min(timeout_ms, wait);
   }
@@ -186,7 +194,25 @@ void TcpStoreServer::Impl::loop_once() {
   }
   for (auto& o : service_.take_ready()) queue(o.conn, std::move(o.frame));
   for (auto& o : service_.expire(Clock::now())) queue(o.conn, std::move(o.frame));
+  expire_handshakes(Clock::now());
   close_dead();
+}
+
+void TcpStoreServer::Impl::expire_handshakes(Clock::time_point now) {
+  for (auto& [id, c] : connections_) {
+    if (!c.authenticated && !c.dead && now >= c.handshake_expiry) {
+      reject(c, ErrorCode::kTimeout, "no authentication within the handshake timeout");
+    }
+  }
+}
+
+void TcpStoreServer::Impl::evict_oldest_unauthenticated(const char* why) {
+  for (auto& [id, c] : connections_) {  // ids grow with accept order: the first is the oldest
+    if (!c.authenticated && !c.dead) {
+      reject(c, ErrorCode::kUnauthenticated, why);
+      return;
+    }
+  }
 }
 
 void TcpStoreServer::Impl::accept_all() {
@@ -194,6 +220,13 @@ void TcpStoreServer::Impl::accept_all() {
     int fd = ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
+      if ((errno == EMFILE || errno == ENFILE) && unauthenticated_ > 0) {
+        // Out of descriptors with strangers holding some: make room by dropping the oldest
+        // unauthenticated connection; the pending connection is accepted on the next turn.
+        evict_oldest_unauthenticated("the server is out of file descriptors");
+        close_dead();
+        continue;
+      }
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
         spdlog::warn("dtrain store server: cannot accept ({}); pausing accepts",
                      store_detail::errno_text(errno));
@@ -202,10 +235,16 @@ void TcpStoreServer::Impl::accept_all() {
       return;  // EAGAIN: no more pending connections
     }
     store_detail::set_nodelay(fd);
+    if (unauthenticated_ >= options_.max_unauthenticated) {
+      evict_oldest_unauthenticated("too many unauthenticated connections; dropping the oldest");
+      close_dead();
+    }
     Connection c;
     c.fd.reset(fd);
     c.peer = peer_name(fd);
+    c.handshake_expiry = Clock::now() + options_.handshake_timeout;
     connections_.emplace(next_id_++, std::move(c));
+    ++unauthenticated_;
   }
 }
 
@@ -239,7 +278,9 @@ void TcpStoreServer::Impl::process(uint64_t id, Connection& c) {
     if (available < store_detail::kHeaderBytes) break;
     const char* start = c.in.data() + c.in_consumed;
     store_detail::Header h = store_detail::decode_header(start);
-    if (auto problem = store_detail::header_problem(h, options_.max_message_bytes)) {
+    size_t limit =
+        c.authenticated ? options_.max_message_bytes : options_.max_unauthenticated_bytes;
+    if (auto problem = store_detail::header_problem(h, limit)) {
       reject(c,
              h.magic == store_detail::kMagic && h.version != store_detail::kProtocolVersion
                  ? ErrorCode::kMismatch
@@ -264,26 +305,11 @@ void TcpStoreServer::Impl::process(uint64_t id, Connection& c) {
 void TcpStoreServer::Impl::dispatch(uint64_t id, Connection& c, MessageType type,
                                     std::string_view payload) {
   if (!c.authenticated) {
-    if (type != MessageType::kHello) {
-      reject(c, ErrorCode::kUnauthenticated,
-             "the first store message must be a hello with the secret");
-      return;
-    }
-    store_detail::PayloadReader r(payload);
-    std::string secret;
-    try {
-      secret = r.bytes();
-      r.finish();
-    } catch (const Error& e) {
-      reject(c, ErrorCode::kCorrupt, e.what());
-      return;
-    }
-    if (!secrets_equal(secret, options_.secret)) {
-      reject(c, ErrorCode::kUnauthenticated, "store client presented a wrong secret");
-      return;
-    }
-    c.authenticated = true;
-    queue(id, store_detail::make_frame(MessageType::kReply, {}));
+    handshake(id, c, type, payload);
+    return;
+  }
+  if (type == MessageType::kHello || type == MessageType::kProof) {
+    reject(c, ErrorCode::kCorrupt, "handshake message on an authenticated connection");
     return;
   }
   try {
@@ -291,6 +317,59 @@ void TcpStoreServer::Impl::dispatch(uint64_t id, Connection& c, MessageType type
   } catch (const Error& e) {
     reject(c, e.code(), e.what());
   }
+}
+
+void TcpStoreServer::Impl::handshake(uint64_t id, Connection& c, MessageType type,
+                                     std::string_view payload) {
+  const MessageType expected = c.stage == Stage::kHello ? MessageType::kHello : MessageType::kProof;
+  if (type != expected) {
+    reject(c, ErrorCode::kUnauthenticated,
+           c.stage == Stage::kHello ? "the first store message must be a hello"
+                                    : "expected the client's proof of the secret");
+    return;
+  }
+  store_detail::PayloadReader r(payload);
+  std::string field;
+  try {
+    field = r.bytes();
+    r.finish();
+  } catch (const Error& e) {
+    reject(c, ErrorCode::kCorrupt, e.what());
+    return;
+  }
+  if (field.size() != auth::kNonceBytes) {
+    reject(c, ErrorCode::kCorrupt,
+           "handshake field of " + std::to_string(field.size()) + " bytes (expected " +
+               std::to_string(auth::kNonceBytes) + ")");
+    return;
+  }
+  if (c.stage == Stage::kHello) {
+    std::copy(field.begin(), field.end(), reinterpret_cast<char*>(c.client_nonce.data()));
+    c.server_nonce = auth::random_nonce();
+    auth::Mac mac = auth::hmac(
+        options_.secret,
+        {store_detail::kServerProofLabel, auth::view(c.client_nonce), auth::view(c.server_nonce)});
+    c.stage = Stage::kProof;
+    queue(id,
+          store_detail::make_frame(MessageType::kChallenge, store_detail::PayloadWriter()
+                                                                .bytes(auth::view(c.server_nonce))
+                                                                .bytes(auth::view(mac))
+                                                                .take()));
+    return;
+  }
+  auth::Mac got{};
+  std::copy(field.begin(), field.end(), reinterpret_cast<char*>(got.data()));
+  auth::Mac want = auth::hmac(
+      options_.secret,
+      {store_detail::kClientProofLabel, auth::view(c.client_nonce), auth::view(c.server_nonce)});
+  if (!auth::equal(got, want)) {
+    reject(c, ErrorCode::kUnauthenticated, "store client could not prove it knows the secret");
+    return;
+  }
+  c.authenticated = true;
+  c.stage = Stage::kAuthenticated;
+  --unauthenticated_;
+  queue(id, store_detail::make_frame(MessageType::kReply, {}));
 }
 
 void TcpStoreServer::Impl::reject(Connection& c, ErrorCode code, const std::string& message) {
@@ -332,6 +411,7 @@ void TcpStoreServer::Impl::flush(Connection& c) {
 void TcpStoreServer::Impl::close_dead() {
   for (auto it = connections_.begin(); it != connections_.end();) {
     if (it->second.dead) {
+      if (!it->second.authenticated) --unauthenticated_;
       service_.drop(it->first);
       it = connections_.erase(it);
     } else {
