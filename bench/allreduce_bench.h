@@ -34,12 +34,16 @@ struct AllreduceBenchOptions {
   // function gloo::allreduce over unbound buffers, what PyTorch's Gloo process group calls; not
   // run by default: on the 2-vCPU VM it stalls ~40 ms per step on 4 ranks, 0.5 s at 1 MiB).
   std::vector<std::string> gloo_algos = {"ring", "hd"};
-  bool dtrain_verify = true;                         // CommOptions::verify_collectives
-  bool dtrain_post_ahead = false;                    // CommOptions::post_descriptors_ahead
+  // dtrain's transports (CommOptions::transport): tcp (its own, authenticated) and/or gloo (Gloo's
+  // TCP transport under the same communicator); the first is compared with the peers, the others
+  // appear beside it with a ratio column each.
+  std::vector<std::string> dtrain_transports = {"tcp"};
+  bool dtrain_verify = true;       // CommOptions::verify_collectives
+  bool dtrain_post_ahead = false;  // CommOptions::post_descriptors_ahead
   // Every system's rank r runs on one CPU, round-robin over the allowed CPUs (dtrain and Gloo
   // peers bind themselves; mpirun gets --bind-to core:overload-allowed). Default: unbound.
   bool bind_cpu = false;
-  std::string dtrain_store = "file";                 // file or tcp: how dtrain's ranks rendezvous
+  std::string dtrain_store = "file";  // file or tcp: how dtrain's ranks rendezvous
   // Set MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ (4294967295) for every peer process alike,
   // so no system pays fresh-page faults for large temporary buffers (docs/performance.md).
   bool tune_malloc = true;

@@ -128,7 +128,8 @@ std::string canonical_flags(const AllreduceBenchOptions& o) {
                       std::to_string(o.warmup) + " --min-iters " + std::to_string(o.min_iters) +
                       " --iter-budget " + size(o.iter_budget_bytes) + " --peers " + join(o.peers) +
                       " --dtrain-algos " + join(o.dtrain_algos) + " --gloo-algos " +
-                      join(o.gloo_algos) + " --store " + o.dtrain_store;
+                      join(o.gloo_algos) + " --dtrain-transports " + join(o.dtrain_transports) +
+                      " --store " + o.dtrain_store;
   if (!o.dtrain_verify) flags += " --no-verify";
   if (o.dtrain_post_ahead) flags += " --dtrain-post-ahead";
   if (o.bind_cpu) flags += " --bind-to cpu";
@@ -161,18 +162,21 @@ void add_allreduce_bench_flags(CLI::App& app, AllreduceBenchOptions& o) {
   app.add_option("--gloo-algos", o.gloo_algos,
                  "Gloo allreduces: ring,hd (algorithm classes), fn (the function gloo::allreduce)")
       ->delimiter(',');
+  app.add_option("--dtrain-transports", o.dtrain_transports,
+                 "dtrain's transports: tcp (its own, authenticated), gloo (the first is compared)")
+      ->delimiter(',');
   app.add_flag("!--no-verify", o.dtrain_verify,
                "turn off dtrain's per-collective descriptor check");
   app.add_flag("--dtrain-post-ahead", o.dtrain_post_ahead,
                "dtrain posts the next collective's descriptor receives ahead (eager sends)");
   app.add_option("--store", o.dtrain_store, "dtrain rendezvous store: file or tcp");
   app.add_option_function<std::string>(
-         "--bind-to",
-         [&o](const std::string& v) {
-           if (v != "none" && v != "cpu") throw InvalidArgumentError("--bind-to takes none or cpu");
-           o.bind_cpu = v == "cpu";
-         },
-         "none, or cpu: every system's rank r on one CPU, round-robin (mpirun --bind-to core)");
+      "--bind-to",
+      [&o](const std::string& v) {
+        if (v != "none" && v != "cpu") throw InvalidArgumentError("--bind-to takes none or cpu");
+        o.bind_cpu = v == "cpu";
+      },
+      "none, or cpu: every system's rank r on one CPU, round-robin (mpirun --bind-to core)");
   app.add_flag("!--no-malloc-tune", o.tune_malloc,
                "do not set MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ for the peers");
   app.add_option("--rounds", o.rounds,
@@ -211,6 +215,11 @@ void validate(const AllreduceBenchOptions& o) {
     if (a != "ring" && a != "hd" && a != "fn") {
       throw InvalidArgumentError("--gloo-algos takes ring, hd, fn");
     }
+  }
+  if (o.dtrain_transports.empty()) throw InvalidArgumentError("--dtrain-transports: at least one");
+  for (const std::string& t : o.dtrain_transports) {
+    if (t != "tcp" && t != "gloo")
+      throw InvalidArgumentError("--dtrain-transports takes tcp, gloo");
   }
   if (o.dtrain_store != "file" && o.dtrain_store != "tcp") {
     throw InvalidArgumentError("--store takes file or tcp");
@@ -264,11 +273,30 @@ struct PeerCommands {
     const std::string bind = o.bind_cpu ? "cpu" : "none";
     const std::string algos = join(o.dtrain_algos);
     std::vector<std::pair<std::string, std::vector<std::string>>> runs;
-    runs.push_back(
-        {"dtrain",
-         {dtrain_peer, "--world", n, "--plan", plan, "--algos", algos, "--verify",
-          o.dtrain_verify ? "1" : "0", "--post-ahead", o.dtrain_post_ahead ? "1" : "0", "--store",
-          o.dtrain_store, "--timeout-s", timeout, "--gap-us", gap, "--bind-to", bind}});
+    for (const std::string& transport : o.dtrain_transports) {
+      runs.push_back({"dtrain (" + transport + " transport)",
+                      {dtrain_peer,
+                       "--world",
+                       n,
+                       "--plan",
+                       plan,
+                       "--algos",
+                       algos,
+                       "--verify",
+                       o.dtrain_verify ? "1" : "0",
+                       "--post-ahead",
+                       o.dtrain_post_ahead ? "1" : "0",
+                       "--transport",
+                       transport,
+                       "--store",
+                       o.dtrain_store,
+                       "--timeout-s",
+                       timeout,
+                       "--gap-us",
+                       gap,
+                       "--bind-to",
+                       bind}});
+    }
     if (!gloo_peer.empty()) {
       runs.push_back({"gloo",
                       {gloo_peer, "--world", n, "--plan", plan, "--algos", join(o.gloo_algos),
@@ -278,8 +306,8 @@ struct PeerCommands {
       // Bound like the other systems' ranks: one CPU each, round-robin, or not at all.
       runs.push_back({"mpi",
                       {mpirun, "--allow-run-as-root", "--oversubscribe", "--bind-to",
-                       o.bind_cpu ? "core:overload-allowed" : "none", "-np",
-                       n, mpi_peer, "--world", n, "--plan", plan, "--gap-us", gap}});
+                       o.bind_cpu ? "core:overload-allowed" : "none", "-np", n, mpi_peer, "--world",
+                       n, "--plan", plan, "--gap-us", gap}});
     }
     return runs;
   }
@@ -288,13 +316,15 @@ struct PeerCommands {
 void write_report(std::ostream& out, const AllreduceBenchOptions& o,
                   const std::string& command_line, const std::vector<std::string>& notes,
                   const std::vector<AllreduceResult>& results) {
-  const std::string primary =
-      "dtrain:" + o.dtrain_algos.front() + (o.dtrain_verify ? "" : ",noverify") +
-      (o.dtrain_post_ahead ? ",post-ahead" : "");
+  const std::string primary = "dtrain:" + o.dtrain_algos.front() +
+                              (o.dtrain_verify ? "" : ",noverify") +
+                              (o.dtrain_post_ahead ? ",post-ahead" : "") +
+                              (o.dtrain_transports.front() == "gloo" ? ",gloo-transport" : "");
   out << "Command: " << command_line << "\n"
       << "Allreduce, float32 sum, loopback; median over iterations of the slowest rank's time "
          "(barrier before each iteration"
-      << (o.gap_us > 0 ? ", then " + std::to_string(o.gap_us) + " us of computation on every rank" : "")
+      << (o.gap_us > 0 ? ", then " + std::to_string(o.gap_us) + " us of computation on every rank"
+                       : "")
       << ")" << (o.bind_cpu ? "; every rank bound to one CPU, round-robin" : "")
       << (o.rounds > 1 ? std::string(o.best_round ? "; best" : "; median") + " of " +
                              std::to_string(o.rounds) + " rounds' medians"

@@ -132,6 +132,10 @@ void write_world_table(std::ostream& out, int world, const std::string& primary,
   for (const char* s : {"gloo:ring", "gloo:fn"}) {
     if (std::find(series.begin(), series.end(), s) != series.end()) gloo_ratio_series.push_back(s);
   }
+  // ... and against dtrain's other variants (another transport) that ran.
+  for (const std::string& s : series) {
+    if (s != primary && s.rfind("dtrain:", 0) == 0) gloo_ratio_series.push_back(s);
+  }
 
   out << "| size | " << label(primary) << " alg | lat | algbw GB/s | busbw GB/s";
   std::string rule = "|---|---|---:|---:|---:";

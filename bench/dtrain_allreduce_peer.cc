@@ -3,13 +3,15 @@
 //   dtrain_allreduce_peer --world N --plan BYTES:WARMUP:ITERS,...
 //       [--algos auto,ring,rd,direct,hd] [--verify 1|0] [--store file|tcp] [--timeout-s S]
 //       [--progress-batch 1|0] [--progress-nice N] [--post-ahead 0|1] [--gap-us G]
+//       [--transport tcp|gloo]
 //
-// Forks N rank processes; each builds a Communicator::create_gloo over a dtrain FileStore in a
-// fresh temp folder (or a TcpStore served by the parent: --store tcp) and allreduces float32 sums
-// in place. For each requested algorithm (auto = CommOptions' default choice by size; ring;
-// rd = recursive doubling) and each planned size, rank 0 prints one result line
-// (peer_common.h: protocol and timing method); "algorithm" names what ran (for auto, the
-// choice CommOptions documents: recursive doubling up to small_allreduce_bytes, ring above).
+// Forks N rank processes; each builds a Communicator (over dtrain's own TCP transport, or with
+// --transport gloo over Gloo's; the variant then ends in ",gloo-transport") over a dtrain FileStore
+// in a fresh temp folder (or a TcpStore served by the parent: --store tcp) and allreduces float32
+// sums in place. For each requested algorithm (auto = CommOptions' default choice by size; ring; rd
+// = recursive doubling) and each planned size, rank 0 prints one result line (peer_common.h:
+// protocol and timing method); "algorithm" names what ran (for auto, the choice CommOptions
+// documents: recursive doubling up to small_allreduce_bytes, ring above).
 // --verify 0 turns off the per-collective descriptor exchange (CommOptions::verify_collectives).
 // --progress-batch and --progress-nice set CommOptions::progress_thread_batch (default 1) and
 // progress_thread_nice (default 0), how Gloo's event-loop thread is scheduled. --post-ahead 1
@@ -41,9 +43,10 @@ constexpr std::chrono::seconds kDefaultTimeout{600};
 struct DtrainPeerConfig {
   std::vector<std::string> algos;  // "auto", "ring", "rd", "direct", "hd"
   bool verify = true;
-  bool progress_batch = true;  // --progress-batch (CommOptions' default)
-  int progress_nice = 0;       // --progress-nice (CommOptions' default)
-  bool post_ahead = false;     // --post-ahead (CommOptions' default)
+  bool progress_batch = true;                     // --progress-batch (CommOptions' default)
+  int progress_nice = 0;                          // --progress-nice (CommOptions' default)
+  bool post_ahead = false;                        // --post-ahead (CommOptions' default)
+  CommTransport transport = CommTransport::kTcp;  // --transport
   std::string store_kind = "file";
   std::string store_where;  // folder (file) or host:port (tcp)
   std::chrono::seconds timeout = kDefaultTimeout;
@@ -97,11 +100,11 @@ int run_rank(int rank, const PeerArgs& args, const DtrainPeerConfig& config) {
     options.progress_thread_batch = config.progress_batch;
     options.progress_thread_nice = config.progress_nice;
     options.post_descriptors_ahead = config.post_ahead;
+    options.transport = config.transport;
     options.allreduce_algorithm = to_algorithm(algo);
     // One communicator per algorithm, each rendezvousing under its own key prefix.
     auto scoped = std::make_shared<PrefixStore>("bench/" + algo, store);
-    std::unique_ptr<Communicator> comm =
-        Communicator::create_gloo(scoped, rank, args.world, options);
+    std::unique_ptr<Communicator> comm = Communicator::create(scoped, rank, args.world, options);
     for (const PlannedSize& size : args.plan) {
       const size_t count = size.bytes / sizeof(float);
       std::fill(buffer.data(), buffer.data() + count, 0.0f);
@@ -117,7 +120,8 @@ int run_rank(int rank, const PeerArgs& args, const DtrainPeerConfig& config) {
       all_ok = all_ok && ok;
       if (rank == 0) {
         std::string variant = algo + (config.verify ? "" : ",noverify") +
-                              (config.post_ahead ? ",post-ahead" : "");
+                              (config.post_ahead ? ",post-ahead" : "") +
+                              (config.transport == CommTransport::kGloo ? ",gloo-transport" : "");
         std::cout << result_line("dtrain", variant, args.world, size, summarize(seconds),
                                  algorithm_that_ran(options, args.world, size.bytes), ok)
                   << std::endl;
@@ -139,10 +143,14 @@ int peer_main(int argc, char** argv) {
     config.algos.push_back(a);
   }
   if (args.extra.count("verify")) config.verify = args.extra["verify"] != "0";
-  if (args.extra.count("progress-batch")) config.progress_batch = args.extra["progress-batch"] != "0";
-  if (args.extra.count("progress-nice")) config.progress_nice = std::stoi(args.extra["progress-nice"]);
+  if (args.extra.count("progress-batch"))
+    config.progress_batch = args.extra["progress-batch"] != "0";
+  if (args.extra.count("progress-nice"))
+    config.progress_nice = std::stoi(args.extra["progress-nice"]);
   if (args.extra.count("post-ahead")) config.post_ahead = args.extra["post-ahead"] != "0";
   if (args.extra.count("store")) config.store_kind = args.extra["store"];
+  if (args.extra.count("transport"))
+    config.transport = parse_comm_transport(args.extra["transport"]);
   if (config.store_kind != "file" && config.store_kind != "tcp") {
     throw std::invalid_argument("--store takes file or tcp");
   }
