@@ -1,7 +1,8 @@
 // Transport: the point-to-point primitives a communication backend provides.
 //
-// Collectives (communicator.h) are written once over these; a backend (Gloo TCP today, MPI or
-// shared memory later) implements only this small interface.
+// Collectives (communicator.h) are written once over these; a backend (dtrain's own TCP
+// transport, Gloo's TCP transport; MPI or shared memory later) implements only this small
+// interface.
 //
 // Thread safety: isend/irecv/abort may be called from any thread; a TransportOp is waited on by
 // one thread.
@@ -32,9 +33,13 @@ class Transport {
   virtual int size() const = 0;
 
   // Starts sending nbytes at data to peer. A send matches the receive from this rank with the same
-  // tag. The buffer must stay valid and unchanged until wait() returns or the op is destroyed.
+  // tag; sends and receives of one (peer, tag) match in posting order. The buffer must stay valid
+  // and unchanged until wait() returns or the op is destroyed. A send may complete before the
+  // peer posts its receive (dtrain's transport) or only after (Gloo's): callers must not rely on
+  // either.
   virtual std::unique_ptr<TransportOp> isend(const void* data, size_t nbytes, int peer, uint64_t tag) = 0;
-  // Starts receiving exactly nbytes from peer into data (a message of another size is an error).
+  // Starts receiving a message of at most nbytes from peer into data. A shorter message completes
+  // it (the caller learns the length from the message itself); a longer one is an error.
   virtual std::unique_ptr<TransportOp> irecv(void* data, size_t nbytes, int peer, uint64_t tag) = 0;
 
   // Every pending and future wait fails with AbortedError(reason). Idempotent.
