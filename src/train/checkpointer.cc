@@ -48,6 +48,17 @@ RankState decode_rank_state(const std::vector<uint8_t>& bytes, int from) {
   return s;
 }
 
+// The snapshot LoadOptions::validate built for the checkpoint of `step` just loaded.
+TrainSnapshot take_validated(std::optional<TrainSnapshot>& validated, int64_t step) {
+  if (!validated || validated->position.step != step) {
+    throw InternalError("load_for_resume: no validated snapshot for the checkpoint of step " +
+                        std::to_string(step));
+  }
+  TrainSnapshot s = std::move(*validated);
+  validated.reset();
+  return s;
+}
+
 std::string human_bytes(uint64_t b) {
   char buf[32];
   if (b >= (1u << 20)) {
@@ -171,8 +182,15 @@ std::optional<TrainSnapshot> load_for_resume(const TrainConfig& config, const Mo
   if (config.resume.empty()) return std::nullopt;
   const int rank = comm ? comm->rank() : 0;
   const int world = comm ? comm->size() : 1;
+  // Every candidate is fully validated as part of choosing it (snapshot_for_resume), so a
+  // checkpoint whose trainer state is bad is skipped with its reason instead of failing the run
+  // after it was chosen. validate runs last in load_checkpoint: the snapshot it leaves belongs to
+  // the checkpoint returned or chosen.
+  const ResumeTarget target{live, config.optimizer, rank, world};
+  std::optional<TrainSnapshot> validated;
   LoadOptions options;
   options.expected_model = live;
+  options.validate = [&](const Checkpoint& c) { validated = snapshot_for_resume(c, target); };
 
   std::optional<TrainSnapshot> snapshot;
   std::string chosen;
@@ -196,13 +214,13 @@ std::optional<TrainSnapshot> load_for_resume(const TrainConfig& config, const Mo
       }
       if (choice.checkpoint) {
         created = choice.checkpoint->created_unix_ms;
-        snapshot = from_checkpoint(*choice.checkpoint);
+        snapshot = take_validated(validated, choice.checkpoint->step);
         chosen = choice.path;
       }
     } else {
       Checkpoint c = load_checkpoint(config.resume, options);
       created = c.created_unix_ms;
-      snapshot = from_checkpoint(c);
+      snapshot = take_validated(validated, c.step);
       chosen = config.resume;
       if (rank == 0) {
         log << "checkpoint: resuming from " << chosen << " (step " << c.step << ")\n" << std::flush;

@@ -119,6 +119,28 @@ Checkpoint to_checkpoint(TrainSnapshot snapshot, const std::string& strategy = "
 // The inverse. Throws CorruptError when the manifest's trainer fields are missing or malformed.
 TrainSnapshot from_checkpoint(const Checkpoint& checkpoint);
 
+// What a run that resumes requires of a checkpoint (Checkpointer's load_for_resume fills it).
+struct ResumeTarget {
+  ModelSignature model;  // the live model's (live_model_signature)
+  OptimizerKind optimizer = OptimizerKind::kSgd;
+  int rank = 0;  // this process in the resuming run
+  int world = 1;
+};
+
+// from_checkpoint plus every check that restore() and the training loop would otherwise fail on
+// after the checkpoint was chosen, so that --resume auto rejects a bad checkpoint while it can
+// still fall back to an older one (LoadOptions::validate): the trainer fields; a world_size >= 1;
+// a non-negative epoch, and a sampler position equal to {epoch, epoch_samples}; samples >=
+// epoch_samples; non-negative, finite step counts in the loss accumulators; every rank's CPU
+// generator state (tried on a scratch generator, never the live one); the optimizer kind; the
+// tensors of model.safetensors and each optimizer state entry against `target.model`; the
+// residuals' agreement across ranks when `target.world` differs (Note [resharding rank states]).
+// Throws CorruptError (malformed) or MismatchError (another optimizer or model); messages name
+// the field and carry no "checkpoint <path>" prefix (load_checkpoint adds it). Does not check
+// what needs the dataset (the position against the training split: the trainer does) or the
+// codec (the compression state's names: DDP does).
+TrainSnapshot snapshot_for_resume(const Checkpoint& checkpoint, const ResumeTarget& target);
+
 // The model signature a checkpoint of this live model carries (parameters and buffers).
 ModelSignature live_model_signature(const TrainParts& parts);
 
