@@ -1,10 +1,17 @@
 // IDX ubyte reader/writer over zlib (see idx.h for the format).
 #include "data/idx.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "dtrain/error.h"
 
@@ -17,6 +24,12 @@ constexpr uint8_t kTypeUbyte = 0x08;
 constexpr int64_t kMaxBytes = int64_t{1} << 34;
 // gzread takes an unsigned length and returns int: read in chunks below INT_MAX.
 constexpr int64_t kChunk = int64_t{1} << 30;
+// The data buffer starts at this size and doubles as data arrives, so a header that lies about
+// the size costs at most twice the bytes the stream really holds.
+constexpr int64_t kFirstBuffer = int64_t{1} << 20;
+// Deflate's maximum compression ratio (zlib's documentation: 1032:1): a gzip file of N bytes
+// inflates to at most N * 1032 bytes, whatever its header claims.
+constexpr int64_t kMaxInflateRatio = 1032;
 
 struct GzCloser {
   void operator()(gzFile f) const { gzclose(f); }
@@ -41,6 +54,45 @@ int64_t read_fully(gzFile f, uint8_t* dst, int64_t n, const std::filesystem::pat
   return done;
 }
 
+// Reads up to `want` bytes, growing `out` geometrically as they arrive (never allocating ahead of
+// the data by more than a factor of two). Returns the bytes read; fewer than `want` at end of
+// file.
+int64_t read_growing(gzFile f, std::vector<uint8_t>& out, int64_t want,
+                     const std::filesystem::path& path) {
+  out.clear();
+  int64_t done = 0;
+  while (done < want) {
+    const int64_t size = std::min(want, std::max(kFirstBuffer, 2 * done));
+    out.reserve(static_cast<size_t>(size));  // exactly: resize alone may overallocate
+    out.resize(static_cast<size_t>(size));
+    const int64_t got = read_fully(f, out.data() + done, size - done, path);
+    done += got;
+    if (done < size) break;
+  }
+  out.resize(static_cast<size_t>(done));
+  return done;
+}
+
+// Opens `path` for gzread without blocking on a FIFO or a device: O_NONBLOCK open, then fstat
+// must say regular file. Returns the handle and the file's size in bytes.
+std::pair<GzHandle, int64_t> open_regular(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    throw IoError("cannot open IDX file " + path.string() + ": " + std::strerror(errno));
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw IoError("IDX file " + path.string() + " is not a regular file");
+  }
+  GzHandle f(gzdopen(fd, "rb"));
+  if (!f) {
+    ::close(fd);
+    throw IoError("cannot open IDX file " + path.string());
+  }
+  return {std::move(f), static_cast<int64_t>(st.st_size)};
+}
+
 uint32_t big_endian_u32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
 }
@@ -58,8 +110,7 @@ IdxArray read_idx_ubyte(const std::filesystem::path& path, int expected_ndims, i
   if (!std::filesystem::exists(path, ec)) {
     throw NotFoundError("IDX file " + path.string() + " does not exist");
   }
-  GzHandle f(gzopen(path.c_str(), "rb"));
-  if (!f) throw IoError("cannot open IDX file " + path.string());
+  auto [f, file_bytes] = open_regular(path);
 
   uint8_t header[4];
   if (read_fully(f.get(), header, 4, path) != 4) {
@@ -99,10 +150,18 @@ IdxArray read_idx_ubyte(const std::filesystem::path& path, int expected_ndims, i
   const int64_t declared_items = out.dims[0];
   out.declared_items = declared_items;
   if (max_items >= 0 && max_items < declared_items) out.dims[0] = max_items;
-
   const int64_t want = out.dims[0] * out.item_bytes();
-  out.data.resize(static_cast<size_t>(want));
-  const int64_t got = read_fully(f.get(), out.data.data(), want, path);
+  // A compressed file of N bytes inflates to at most N * 1032 bytes: a header that declares more
+  // is corrupt, whatever the stream holds (gzdirect is reliable once data was read). A plain
+  // file's truncation shows below, while its buffer grows only as its data arrives.
+  if (!gzdirect(f.get()) && want > std::min(kMaxBytes, file_bytes) * kMaxInflateRatio) {
+    throw CorruptError("IDX file " + path.string() + " is corrupt: its header declares " +
+                       std::to_string(declared_items) + " items (" + std::to_string(total) +
+                       " data bytes), more than its " + std::to_string(file_bytes) +
+                       " compressed bytes can hold");
+  }
+
+  const int64_t got = read_growing(f.get(), out.data, want, path);
   if (got != want) {
     throw CorruptError("IDX file " + path.string() + " is truncated: header declares " +
                        std::to_string(declared_items) + " items (" + std::to_string(total) +

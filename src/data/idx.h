@@ -23,8 +23,12 @@ struct IdxArray {
 // Reads `path`, checking that it holds unsigned bytes with `expected_ndims` dimensions, every size
 // > 0 (the item count may be 0), and that the data is complete. Reads only the first `max_items`
 // items when max_items >= 0 (dims[0] is then min(dims[0], max_items)).
-// Throws NotFoundError when the file does not exist, IoError when it cannot be opened, and
-// CorruptError naming the file for a bad magic number, a wrong type or rank, an absurd size, a
+// The header is not trusted with memory: a gzip file's declared size must fit what its compressed
+// bytes can inflate to (1032 per byte), and the data buffer grows as the data arrives (at most
+// twice what was read), so a 64-byte file declaring 16 GiB costs nothing.
+// Throws NotFoundError when the file does not exist, IoError when it cannot be opened or is not a
+// regular file (a FIFO is opened without blocking), and CorruptError naming the file for a bad
+// magic number, a wrong type or rank, an absurd size, a size beyond what the file can hold, a
 // truncated file or a damaged gzip stream.
 IdxArray read_idx_ubyte(const std::filesystem::path& path, int expected_ndims,
                         int64_t max_items = -1);
