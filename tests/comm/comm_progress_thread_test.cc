@@ -41,7 +41,7 @@ template <typename Count>
 int count_while_connected(const CommOptions& o, Count count) {
   std::atomic<int> seen{-1};
   run_threads(2, [&](int rank, std::shared_ptr<Store> store) {
-    auto comm = Communicator::create_gloo(store, rank, 2, o);
+    auto comm = Communicator::create(store, rank, 2, o);
     comm->barrier();
     if (rank == 0) seen = count();
     EXPECT_EQ(sched_getscheduler(0), SCHED_OTHER) << "the calling thread keeps its policy";
@@ -86,7 +86,7 @@ TEST(CommProgressThread, OutOfRangeIsAnError) {
   for (int bad : {-1, 20}) {
     CommOptions o = test_options();
     o.progress_thread_nice = bad;
-    EXPECT_THROW(Communicator::create_gloo(std::make_shared<MemoryStore>(), 0, 1, o),
+    EXPECT_THROW(Communicator::create(std::make_shared<MemoryStore>(), 0, 1, o),
                  InvalidArgumentError)
         << bad;
   }
