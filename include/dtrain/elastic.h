@@ -14,6 +14,9 @@
 //   r<r>/waiting         workers that asked to join while round r ran (add counter; never
 //                        decremented: an upper bound, read by waiting(r))
 //   r<r>/hb/<rank>       heartbeat counter of member `rank` (ElasticMonitor)
+//   expelled/<id>        the round in which the group expelled worker <id> (ElasticMonitor, on a
+//                        missed heartbeat); its launcher then SIGKILLs it (launch.h)
+//   expelled_count       expulsions recorded so far (add counter, bumped after expelled/<id>)
 //   r<r>/comm/...        the keys of round r's Communicator (connect())
 //
 // join(): read r = round. If r<r>/closed exists, add 1 to r<r>/waiting and poll `round` until it
@@ -115,6 +118,10 @@ class ElasticRendezvous {
   // The number of workers that asked to join while `round` ran (0 if none).
   int64_t waiting(int64_t round, Deadline deadline);
 
+  // Records that the group of `round` expelled `worker_id` (expelled/<id>, then expelled_count +1),
+  // so the worker's launcher kills it. Idempotent apart from the counter.
+  void expel(const std::string& worker_id, int64_t round, Deadline deadline);
+
   // A Gloo communicator for the members of `membership`'s round (collective over its members;
   // keys under membership.comm_prefix). InvalidArgumentError for a below-minimum membership;
   // create_gloo's errors otherwise (TimeoutError when a member never connects).
@@ -154,7 +161,9 @@ struct MonitorOptions {
 // when the group must re-form:
 //   - every `poll`: round > r  -> comm->abort("elastic: group re-forming (round R)"), stop;
 //   - every `heartbeat_interval`: add 1 to r<r>/hb/<rank>, read the other members' counters; one
-//     unchanged for heartbeat_timeout -> advance(r), comm->abort("elastic: rank K missed its
+//     unchanged for heartbeat_timeout -> expel(K's worker id, r) (its launcher kills it: a member
+//     silent that long is hung or frozen, not merely slow, since heartbeats come from this
+//     thread, not the training thread), advance(r), comm->abort("elastic: rank K missed its
 //     heartbeat for T s"), stop.
 // A dead member is detected within heartbeat_timeout + heartbeat_interval (+ store latency);
 // a round advanced by another member within `poll`. Counters are timed from the monitor's

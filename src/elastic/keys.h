@@ -31,6 +31,13 @@ inline std::string member_key(int64_t round, int64_t idx) {
 inline std::string heartbeat_key(int64_t round, int rank) {
   return round_key(round, "hb/").append(std::to_string(rank));
 }
+// The record that a group expelled a worker (its launcher kills it; launch.h), and the number of
+// such records so far. The launcher reads them under their full names
+// (src/launch/expulsion_watch.h: "<run id>/elastic/..." with the trainer's prefix).
+inline constexpr char kExpelledCountKey[] = "expelled_count";
+inline std::string expelled_key(const std::string& worker_id) {
+  return std::string("expelled/").append(worker_id);
+}
 // Prefix of the round's communicator keys; PrefixStore adds the trailing '/'.
 inline std::string comm_key_prefix(int64_t round) {
   return round_key(round, "comm");

@@ -78,6 +78,9 @@ std::optional<std::string> ElasticMonitor::heartbeat(std::vector<int64_t>& last_
       changed_at[k] = now;
     } else if (now - changed_at[k] >= options_.heartbeat_timeout) {
       double seconds = std::chrono::duration<double>(now - changed_at[k]).count();
+      if (static_cast<size_t>(k) < membership_.worker_ids.size()) {
+        rendezvous_.expel(membership_.worker_ids[k], round, deadline);
+      }
       rendezvous_.advance(round, deadline);
       return fmt::format("elastic: rank {} missed its heartbeat for {:.1f} s", k, seconds);
     }

@@ -74,6 +74,11 @@ int64_t ElasticRendezvous::waiting(int64_t round, Deadline deadline) {
   return value ? parse_value(waiting_key(round), *value) : 0;
 }
 
+void ElasticRendezvous::expel(const std::string& worker_id, int64_t round, Deadline deadline) {
+  keys_->set(expelled_key(worker_id), std::to_string(round), deadline);
+  keys_->add(kExpelledCountKey, 1, deadline);
+}
+
 void ElasticRendezvous::pause(Deadline deadline) const {
   std::this_thread::sleep_for(std::min(options_.poll_interval, deadline.remaining()));
 }
@@ -118,9 +123,10 @@ int ElasticRendezvous::wait_closed(int64_t round, Deadline deadline) {
       close_with = count;
     }
     if (close_with) {
-      spdlog::debug("elastic: closing round {} with {} (count {}, {} ms since the last change)",
-                    round, *close_with, count,
-                    std::chrono::duration_cast<std::chrono::milliseconds>(now - changed_at).count());
+      spdlog::debug(
+          "elastic: closing round {} with {} (count {}, {} ms since the last change)", round,
+          *close_with, count,
+          std::chrono::duration_cast<std::chrono::milliseconds>(now - changed_at).count());
       auto stored = keys_->compare_set(closed_key(round), std::nullopt, std::to_string(*close_with),
                                        deadline);
       if (!stored)

@@ -27,6 +27,7 @@ TEST(ElasticMonitor, MissedHeartbeatsAbortTheSurvivorsWhoReformAndAllreduce) {
   const MonitorOptions mo = fast_monitor();
   std::mutex mutex;
   std::vector<std::string> reasons;  // GUARDED_BY(mutex)
+  std::string silent_id;             // GUARDED_BY(mutex)
   run_threads(3, [&](int i, std::shared_ptr<Store>) {
     ElasticRendezvous rv(store, "w" + std::to_string(i), o);
     Membership m = rv.join(join_deadline());
@@ -37,6 +38,10 @@ TEST(ElasticMonitor, MissedHeartbeatsAbortTheSurvivorsWhoReformAndAllreduce) {
     if (m.rank == 2) {
       // "Dies": stops heartbeating and joins no collective, but keeps its connections open
       // so only the heartbeats can tell the others.
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        silent_id = rv.worker_id();
+      }
       monitor->stop();
       auto until = Deadline::after(std::chrono::seconds(30));
       while (store->add("survivors_done", 0, until) < 2 && !until.expired()) {
@@ -81,6 +86,10 @@ TEST(ElasticMonitor, MissedHeartbeatsAbortTheSurvivorsWhoReformAndAllreduce) {
     EXPECT_TRUE(missed || r == "elastic: group re-forming (round 1)") << r;
   }
   EXPECT_GE(heartbeat_reasons, 1);
+  // The monitors that declared it dead recorded the expulsion for its launcher (launch.h).
+  Deadline d = Deadline::after(std::chrono::seconds(5));
+  EXPECT_EQ(store->try_get("elastic/expelled/" + silent_id, d), std::optional<std::string>("0"));
+  EXPECT_EQ(store->add("elastic/expelled_count", 0, d), heartbeat_reasons);
 }
 
 TEST(ElasticMonitor, AnAdvancedRoundAbortsThePendingAllreduceOfTheOldCommunicator) {
