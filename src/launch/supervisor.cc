@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "launch/line_prefixer.h"
+#include "launch/line_writer.h"
 
 namespace dtrain::launcher {
 namespace {
@@ -19,23 +20,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr std::chrono::milliseconds kTick{200};
 constexpr size_t kReadChunk = 64 * 1024;
-
-// Writes all of data to fd; drops it if the reader is gone (EPIPE) or the fd is broken.
-void write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n > 0) {
-      data.remove_prefix(static_cast<size_t>(n));
-    } else if (n < 0 && errno == EINTR) {
-      continue;
-    } else if (n < 0 && errno == EAGAIN) {
-      pollfd p{fd, POLLOUT, 0};
-      ::poll(&p, 1, static_cast<int>(kTick.count()));
-    } else {
-      return;
-    }
-  }
-}
 
 struct Stream {
   UniqueFd fd;
@@ -205,7 +189,7 @@ class Supervisor {
       s.fd.reset();
       break;
     }
-    write_all(s.sink_fd, out);
+    write_lines(s.sink_fd, out);
   }
 
   void close_stream(Stream& s) {
@@ -213,7 +197,7 @@ class Supervisor {
     pump(s);
     std::string out;
     s.prefixer.finish(out);
-    write_all(s.sink_fd, out);
+    write_lines(s.sink_fd, out);
     s.fd.reset();
   }
 

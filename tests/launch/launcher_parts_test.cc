@@ -2,6 +2,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -12,6 +13,7 @@
 #include "dtrain/launch.h"
 #include "launch/child_process.h"
 #include "launch/line_prefixer.h"
+#include "launch/line_writer.h"
 #include "launch/worker_process.h"
 
 namespace dtrain::launcher {
@@ -35,21 +37,81 @@ TEST(LinePrefixerTest, PrefixesOnlyCompleteLinesAcrossChunks) {
   EXPECT_EQ(out, "[rank 2] hello\n[rank 2] world\n[rank 2] \n[rank 2] x\n");
 }
 
-TEST(LinePrefixerTest, SplitsRunawayLines) {
+TEST(LinePrefixerTest, CutsRunawayLinesWithAMarker) {
   LinePrefixer p("> ", 4);
   std::string out;
   p.feed("abcdefghij", out);
-  EXPECT_EQ(out, "> abcd\n> efgh\n");
+  EXPECT_EQ(out, "> abcd [...]\n> efgh [...]\n");
   p.finish(out);
-  EXPECT_EQ(out, "> abcd\n> efgh\n> ij\n");
+  EXPECT_EQ(out, "> abcd [...]\n> efgh [...]\n> ij\n");
+  out.clear();
+  p.feed("wxyz\n", out);  // exactly the bound: not cut
+  EXPECT_EQ(out, "> wxyz\n");
 }
 
-TEST(LinePrefixerTest, EmptyPrefixPassesBytesThrough) {
+TEST(LinePrefixerTest, CutsAtACharacterBoundary) {
+  LinePrefixer p("", 4);
+  std::string out;
+  p.feed("abc\xc3\xa9x", out);  // "abcéx": the bound (4 bytes) falls inside the é
+  EXPECT_EQ(out, "abc [...]\n");
+  p.finish(out);
+  EXPECT_EQ(out, "abc [...]\n\xc3\xa9x");
+}
+
+// `dtrain run` passes output through without a prefix: it must still hold partial lines, or two
+// workers' lines are spliced mid-line.
+TEST(LinePrefixerTest, EmptyPrefixEmitsOnlyWholeLines) {
   LinePrefixer p("");
   std::string out;
-  p.feed("a\nb", out);
-  p.finish(out);
-  EXPECT_EQ(out, "a\nb");
+  p.feed("dtrain train: error [", out);
+  EXPECT_EQ(out, "");
+  p.feed("peer lost] on rank 1\nnext", out);
+  EXPECT_EQ(out, "dtrain train: error [peer lost] on rank 1\n");
+  p.finish(out);  // the last partial line unchanged: no newline added without a prefix
+  EXPECT_EQ(out, "dtrain train: error [peer lost] on rank 1\nnext");
+}
+
+// A progress bar redraws its line with "\r": each redraw is a record, so it passes through (one
+// redraw behind); "\r\n" is one line end.
+TEST(LinePrefixerTest, CarriageReturnEndsARecord) {
+  LinePrefixer p("[rank 0] ");
+  std::string out;
+  p.feed("\repoch 1 [#..]", out);
+  EXPECT_EQ(out, "[rank 0] \r");
+  p.feed("\repoch 1 [##.]\r", out);  // the trailing \r waits for the next byte
+  EXPECT_EQ(out, "[rank 0] \r[rank 0] epoch 1 [#..]\r");
+  p.feed("\nwindows line\r\n", out);
+  EXPECT_EQ(
+      out,
+      "[rank 0] \r[rank 0] epoch 1 [#..]\r[rank 0] epoch 1 [##.]\r\n[rank 0] windows line\r\n");
+  EXPECT_EQ(p.pending_bytes(), 0u);
+}
+
+TEST(LineWriterTest, PiecesEndAtLineEndsAndFitTheLimit) {
+  // Lines of 4, 4, 6 and 2 bytes: limit 9 takes [4 + 4], [6 + 2]; limit 7 each alone.
+  std::string batch = "aaa\nbbb\nccccc\ndd";
+  EXPECT_EQ(line_pieces(batch, 9), (std::vector<size_t>{8, 8}));
+  EXPECT_EQ(line_pieces(batch, 7), (std::vector<size_t>{4, 4, 6, 2}));
+  // A record longer than the limit goes alone, whole.
+  EXPECT_EQ(line_pieces("0123456789\nab\n", 4), (std::vector<size_t>{11, 3}));
+  EXPECT_EQ(line_pieces("ab\rcd\n", 3), (std::vector<size_t>{3, 3}));
+  EXPECT_EQ(line_pieces("", 4), std::vector<size_t>{});
+  EXPECT_EQ(line_pieces("abc", 10), (std::vector<size_t>{3}));
+}
+
+TEST(LineWriterTest, WritesTheWholeBatch) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  std::string batch;
+  for (int i = 0; i < 100; ++i) batch += "line " + std::to_string(i) + " of the batch\n";
+  ASSERT_LT(batch.size(), 60000u);  // fits the pipe: no reader needed
+  EXPECT_TRUE(write_lines(fds[1], batch));
+  ::close(fds[1]);
+  std::string got;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof(buf))) > 0;) got.append(buf, n);
+  ::close(fds[0]);
+  EXPECT_EQ(got, batch);
 }
 
 TEST(WorkerProcessTest, DescribesExits) {
