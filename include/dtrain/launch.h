@@ -25,6 +25,13 @@
 // they wake (docs/launch.md: 2 ranks, 8 KiB allreduce 57-60 us bound, 58-128 us unbound).
 // Signals go to each worker's process group, so processes a worker started stop with it.
 // Workers get /dev/null as stdin.
+// Parent death: every worker gets PR_SET_PDEATHSIG = SIGKILL before it execs (and exits at once if
+// the launcher died before that), so the workers die with the launcher, even a SIGKILLed one.
+// The signal fires when the thread that spawned the worker ends: launch() spawns from the calling
+// thread and returns only after every worker was reaped. Processes a worker starts itself are
+// not covered.
+// Output: the workers' lines reach out_fd / err_fd whole, never spliced with another worker's,
+// with or without the prefix (a partial line is held until its newline; see docs/launch.md).
 //
 // launch() blocks SIGINT, SIGTERM, SIGHUP and SIGCHLD in the calling thread while it runs (it
 // reads them from a signalfd) and restores the mask when it returns; call it from the main thread

@@ -23,27 +23,10 @@
 #include "dtrain/launch.h"
 #include "dtrain/log.h"
 #include "dtrain/trainer.h"
+#include "launch/run_dir.h"
 
 namespace dtrain::cli {
 namespace {
-
-// A private directory for the workers' result file, removed on scope exit.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "dtrain-run-XXXXXX").string();
-    if (!mkdtemp(pattern.data())) throw IoError("cannot create a temporary directory");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
 
 std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path);
@@ -73,7 +56,8 @@ int run_run(const TrainFlags& flags, const std::string& bind_to) {
     setenv("OPENBLAS_NUM_THREADS", "1", 0);
     setenv("OMP_NUM_THREADS", std::to_string(std::max<int64_t>(1, config.threads)).c_str(), 0);
 
-    TempDir dir;
+    // The workers' result file; a run directory left by a SIGKILLed `dtrain run` goes now.
+    launcher::RunDir dir(std::filesystem::temp_directory_path(), "dtrain-run");
     std::filesystem::path result_path = dir.path() / "result.json";
     bool terminal = isatty(STDOUT_FILENO) == 1;
     LaunchOptions options;

@@ -1,15 +1,17 @@
 #include "launch/worker_process.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <spawn.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "dtrain/error.h"
 
@@ -26,57 +28,84 @@ std::string errno_text(int err) {
   return text != nullptr ? text : "error " + std::to_string(err);
 }
 
-// Owns the posix_spawn attribute objects for one spawn.
-struct SpawnAttributes {
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attr;
-  SpawnAttributes() {
-    posix_spawn_file_actions_init(&actions);
-    posix_spawnattr_init(&attr);
-  }
-  ~SpawnAttributes() {
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-  }
-};
+// The child's stack between clone and exec (a few system calls; glibc's posix_spawn uses less).
+constexpr size_t kChildStackBytes = 64 * 1024;
 
-// Binds the calling thread to one CPU until destroyed, then restores its previous CPU set: a
-// child spawned meanwhile inherits the binding from its first instruction, before it can start
-// any thread (binding it after posix_spawn returns would race with its start-up).
-class ScopedCpuBinding {
- public:
-  ScopedCpuBinding(int cpu, int rank) {
-    if (cpu < 0) return;
-    if (::sched_getaffinity(0, sizeof(saved_), &saved_) != 0) {
-      throw IoError("sched_getaffinity: " + errno_text(errno));
-    }
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    if (::sched_setaffinity(0, sizeof(one), &one) != 0) {
-      throw IoError("cannot bind worker rank " + std::to_string(rank) + " to CPU " +
-                    std::to_string(cpu) + ": " + errno_text(errno));
-    }
-    active_ = true;
-  }
-  ~ScopedCpuBinding() {
-    if (active_) ::sched_setaffinity(0, sizeof(saved_), &saved_);
-  }
-  ScopedCpuBinding(const ScopedCpuBinding&) = delete;
-  ScopedCpuBinding& operator=(const ScopedCpuBinding&) = delete;
-
- private:
-  cpu_set_t saved_{};
-  bool active_ = false;
-};
+// `fd` moved to a number >= 3 (close-on-exec), so the child's dup2 onto 0, 1 and 2 never
+// overwrites another of its sources (the launcher may run with a standard fd closed).
+UniqueFd above_stdio(int fd) {
+  if (fd > STDERR_FILENO) return UniqueFd(fd);
+  int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+  int err = errno;
+  ::close(fd);
+  if (moved < 0) throw IoError("fcntl(F_DUPFD_CLOEXEC): " + errno_text(err));
+  return UniqueFd(moved);
+}
 
 void make_pipe(UniqueFd& read_end, UniqueFd& write_end) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) throw IoError("pipe2: " + errno_text(errno));
-  read_end = UniqueFd(fds[0]);
-  write_end = UniqueFd(fds[1]);
-  int flags = ::fcntl(fds[0], F_GETFL);
-  ::fcntl(fds[0], F_SETFL, flags | O_NONBLOCK);
+  read_end = above_stdio(fds[0]);
+  write_end = above_stdio(fds[1]);
+}
+
+// What the child reports when it _exits instead of exec'ing.
+struct ChildFailure {
+  enum Stage : int { kNone, kSetup, kBind, kExec } stage = kNone;
+  int err = 0;
+};
+
+// What the child needs between clone and exec, all prepared by the parent. The child shares the
+// parent's memory (CLONE_VM) and runs while the parent waits (CLONE_VFORK), as in posix_spawn: it
+// may only make system calls (no allocation, no locks: another thread may have held one), and it
+// reports a failure through `failure`, which the parent reads once clone returned.
+struct ChildPlan {
+  const char* path = nullptr;
+  char* const* argv = nullptr;
+  char* const* envp = nullptr;
+  int stdin_fd = -1;  // these three are >= 3 and close-on-exec
+  int stdout_fd = -1;
+  int stderr_fd = -1;
+  pid_t launcher = 0;  // the process that clones
+  bool bind = false;   // sched_setaffinity(cpus) before exec
+  cpu_set_t cpus{};
+  ChildFailure failure;  // written by the child only
+};
+
+[[noreturn]] void child_fail(ChildPlan& plan, ChildFailure::Stage stage, int err) {
+  plan.failure = ChildFailure{stage, err};
+  ::_exit(127);
+}
+
+// The child's side of spawn_worker (contract in worker_process.h). Runs with every signal
+// blocked (the parent blocked them for the clone); a handler of the launcher must not run here.
+int run_child(void* arg) {
+  ChildPlan& plan = *static_cast<ChildPlan*>(arg);
+  struct sigaction defaults;
+  std::memset(&defaults, 0, sizeof(defaults));
+  defaults.sa_handler = SIG_DFL;
+  sigemptyset(&defaults.sa_mask);
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &defaults, nullptr);
+  }
+  if (::setpgid(0, 0) != 0) child_fail(plan, ChildFailure::kSetup, errno);
+  // Die with the launcher. PDEATHSIG fires when the thread that cloned ends; a launcher that died
+  // before this prctl left us re-parented already, which getppid() tells.
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) child_fail(plan, ChildFailure::kSetup, errno);
+  if (::getppid() != plan.launcher) ::_exit(kOrphanedExitCode);
+  if (::dup2(plan.stdin_fd, STDIN_FILENO) < 0 || ::dup2(plan.stdout_fd, STDOUT_FILENO) < 0 ||
+      ::dup2(plan.stderr_fd, STDERR_FILENO) < 0) {
+    child_fail(plan, ChildFailure::kSetup, errno);
+  }
+  // Bound before exec, so every thread the worker starts inherits the binding.
+  if (plan.bind && ::sched_setaffinity(0, sizeof(plan.cpus), &plan.cpus) != 0) {
+    child_fail(plan, ChildFailure::kBind, errno);
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::execve(plan.path, plan.argv, plan.envp);
+  child_fail(plan, ChildFailure::kExec, errno);
 }
 
 }  // namespace
@@ -108,37 +137,53 @@ WorkerProcess spawn_worker(const WorkerSpec& spec) {
   UniqueFd out_write, err_write;
   make_pipe(worker.out, out_write);
   make_pipe(worker.err, err_write);
-
-  SpawnAttributes sa;
-  posix_spawn_file_actions_addopen(&sa.actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&sa.actions, out_write.get(), STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&sa.actions, err_write.get(), STDERR_FILENO);
-  sigset_t empty, defaults;
-  sigemptyset(&empty);
-  sigfillset(&defaults);
-  sigdelset(&defaults, SIGKILL);
-  sigdelset(&defaults, SIGSTOP);
-  posix_spawnattr_setsigmask(&sa.attr, &empty);
-  posix_spawnattr_setsigdefault(&sa.attr, &defaults);
-  posix_spawnattr_setpgroup(&sa.attr, 0);
-  posix_spawnattr_setflags(&sa.attr,
-                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  for (const UniqueFd* fd : {&worker.out, &worker.err}) {
+    ::fcntl(fd->get(), F_SETFL, ::fcntl(fd->get(), F_GETFL) | O_NONBLOCK);
+  }
+  int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (null_fd < 0) throw IoError("cannot open /dev/null: " + errno_text(errno));
+  UniqueFd dev_null = above_stdio(null_fd);
 
   std::vector<char*> argv, envp;
   for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   for (const auto& e : spec.env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
-
-  int rc = 0;
-  {
-    ScopedCpuBinding binding(spec.cpu, spec.rank);
-    rc = ::posix_spawn(&worker.pid, spec.path.c_str(), &sa.actions, &sa.attr, argv.data(),
-                       envp.data());
+  ChildPlan plan;
+  plan.path = spec.path.c_str();
+  plan.argv = argv.data();
+  plan.envp = envp.data();
+  plan.stdin_fd = dev_null.get();
+  plan.stdout_fd = out_write.get();
+  plan.stderr_fd = err_write.get();
+  plan.launcher = ::getpid();
+  if (spec.cpu >= 0) {
+    plan.bind = true;
+    CPU_ZERO(&plan.cpus);
+    if (spec.cpu < CPU_SETSIZE) CPU_SET(spec.cpu, &plan.cpus);
   }
-  if (rc != 0) {
+  std::vector<char> stack(kChildStackBytes);
+
+  sigset_t all, previous;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &previous);
+  // Returns once the child exec'd or _exited (CLONE_VFORK); runs no atfork handler.
+  worker.pid =
+      ::clone(run_child, stack.data() + stack.size(), CLONE_VM | CLONE_VFORK | SIGCHLD, &plan);
+  int clone_errno = errno;
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  if (worker.pid < 0) {
+    throw IoError("cannot start worker rank " + std::to_string(spec.rank) +
+                  ": clone: " + errno_text(clone_errno));
+  }
+  if (plan.failure.stage != ChildFailure::kNone) {
+    ::waitpid(worker.pid, nullptr, 0);  // it has _exited
+    if (plan.failure.stage == ChildFailure::kBind) {
+      throw IoError("cannot bind worker rank " + std::to_string(spec.rank) + " to CPU " +
+                    std::to_string(spec.cpu) + ": " + errno_text(plan.failure.err));
+    }
     throw IoError("cannot start worker rank " + std::to_string(spec.rank) + " ('" + spec.path +
-                  "'): " + errno_text(rc));
+                  "'): " + errno_text(plan.failure.err));
   }
   return worker;
 }

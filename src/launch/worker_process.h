@@ -30,8 +30,24 @@ struct WorkerProcess {
 // /bin"). NotFoundError naming the command otherwise.
 std::string resolve_executable(const std::string& name, const std::string& path_env);
 
+// The exit code of a worker that found, before exec, that its launcher had already died.
+inline constexpr int kOrphanedExitCode = 126;
+
 // Starts the worker in its own process group, with stdin from /dev/null, stdout and stderr into
-// fresh pipes, an empty signal mask and default signal dispositions. IoError if it cannot start.
+// fresh pipes, an empty signal mask, default signal dispositions and, with spec.cpu >= 0, bound
+// to that CPU (before exec, so its every thread is). Returns once the child exec'd.
+//
+// Parent death: the child gets PR_SET_PDEATHSIG = SIGKILL before exec, so it dies when the
+// thread that called spawn_worker ends or the launcher process dies, even by SIGKILL; a child
+// whose launcher died before the prctl sees getppid() changed and exits kOrphanedExitCode
+// without exec'ing. Call it from a thread that outlives the worker (launch() does: it spawns and
+// supervises in the caller's thread and returns only after every worker was reaped). Processes
+// the worker starts itself are not covered (they are not the launcher's children).
+//
+// The child is started as posix_spawn does it (clone with CLONE_VM | CLONE_VFORK: no copy of the
+// launcher's memory, the caller waits only for the exec), because posix_spawn cannot run the
+// prctl. IoError if it cannot start (pipes, clone, a CPU outside the allowed set: "cannot bind
+// worker rank R to CPU C", exec).
 WorkerProcess spawn_worker(const WorkerSpec& spec);
 
 // Sends `sig` to the worker's process group (the worker and whatever it started); false if the

@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -67,6 +68,69 @@ TEST(LaunchCliTest, NoPrefixPassesOutputThrough) {
   EXPECT_EQ(r.out, "a\nb");
 }
 
+// `dtrain run` passes its workers' output through without a prefix. Two workers write their
+// stderr lines in pieces (as an unbuffered std::cerr << a << b does); each line must still come
+// out whole, never spliced with the other worker's pieces.
+TEST(LaunchCliTest, UnprefixedLinesOfTwoWorkersAreNeverSpliced) {
+  TempDir dir;
+  const std::string script =
+      "for line in 1 2 3; do for piece in 1 2 3 4 5 6; do printf \"r$DTRAIN_RANK-$piece \" >&2; "
+      "sleep 0.01; done; echo \"end-$DTRAIN_RANK\" >&2; done";
+  auto r = run_dtrain(sh_workers(2, script, {"--no-prefix"}), dir.path(), seconds(20),
+                      {"DTRAIN_LOG_LEVEL=warn"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::regex whole("(r([01])-\\d )+end-([01])");
+  int lines = 0;
+  for (const auto& line : lines_of(r.err)) {
+    std::smatch m;
+    ASSERT_TRUE(std::regex_match(line, m, whole)) << "spliced: '" << line << "'\n" << r.err;
+    EXPECT_EQ(line.find(m[3] == "0" ? "r1-" : "r0-"), std::string::npos) << line;
+    ++lines;
+  }
+  EXPECT_EQ(lines, 6) << r.err;
+}
+
+// SIGKILL the launcher: its workers die with it (the parent-death signal) instead of being
+// re-parented and running on.
+TEST(LaunchCliTest, WorkersDieWithAKilledLauncher) {
+  TempDir dir;
+  std::string d = dir.path().string();
+  std::vector<std::string> argv = {dtrain_binary()};
+  for (const auto& a :
+       sh_workers(3, "echo $$ > " + d + "/pid.$DTRAIN_RANK.tmp && mv " + d +
+                         "/pid.$DTRAIN_RANK.tmp " + d + "/pid.$DTRAIN_RANK; exec sleep 30")) {
+    argv.push_back(a);
+  }
+  // This process adopts the orphans (subreaper), so it can wait for each worker's end.
+  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  ChildProcess launcher(argv, dir.path());
+  std::vector<pid_t> workers;
+  auto started = [&] {
+    workers.clear();
+    for (int r = 0; r < 3; ++r) {
+      std::string pid = read_file(dir.path() / ("pid." + std::to_string(r)));
+      if (pid.empty()) return false;
+      workers.push_back(std::stoi(pid));
+    }
+    return true;
+  };
+  ASSERT_TRUE(wait_until(started, seconds(10))) << launcher.err_so_far();
+  ASSERT_EQ(::kill(launcher.pid(), SIGKILL), 0);
+  auto result = launcher.wait(seconds(5));
+  EXPECT_EQ(result.wait_status & 0x7f, SIGKILL);
+  for (pid_t pid : workers) {
+    int status = 0;
+    bool ended = wait_until([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, seconds(5));
+    if (!ended) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+    }
+    EXPECT_TRUE(ended) << "worker " << pid << " outlived its launcher";
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+  }
+  ::prctl(PR_SET_CHILD_SUBREAPER, 0);
+}
+
 TEST(LaunchCliTest, EachWorkerGetsItsOwnEnvironment) {
   TempDir dir;
   auto r = run_dtrain(
@@ -97,7 +161,8 @@ TEST(LaunchCliTest, EachWorkerGetsItsOwnEnvironment) {
 std::string own_allowed_cpu_list() {
   std::ifstream status("/proc/self/status");
   for (std::string line; std::getline(status, line);) {
-    if (line.rfind("Cpus_allowed_list:", 0) == 0) return line.substr(line.find_first_not_of(" \t", 18));
+    if (line.rfind("Cpus_allowed_list:", 0) == 0)
+      return line.substr(line.find_first_not_of(" \t", 18));
   }
   return "";
 }
@@ -125,7 +190,8 @@ TEST(LaunchCliTest, BindToCpuGivesEachWorkerOneAllowedCpuRoundRobin) {
         << bound.out;
     EXPECT_TRUE(contains(unbound.out, prefix + own_allowed_cpu_list() + "\n")) << unbound.out;
   }
-  EXPECT_TRUE(contains(bound.err, "worker rank 0 bound to CPU " + std::to_string(cpus[0]))) << bound.err;
+  EXPECT_TRUE(contains(bound.err, "worker rank 0 bound to CPU " + std::to_string(cpus[0])))
+      << bound.err;
 }
 
 TEST(LaunchCliTest, GeneratedSecretIs128BitHexAndRunIdIsShared) {

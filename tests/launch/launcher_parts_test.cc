@@ -1,6 +1,9 @@
-// Unit tests of the launcher's pieces: line prefixing, exit descriptions, command lookup.
+// Unit tests of the launcher's pieces: line prefixing and writing, exit descriptions, command
+// lookup, spawning.
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -182,6 +185,49 @@ TEST(WorkerProcessTest, SpawnsBoundToItsCpuAndLeavesTheCallerAsItWas) {
     ASSERT_EQ(sched_getaffinity(0, sizeof(now), &now), 0);
     EXPECT_TRUE(CPU_EQUAL(&before, &now));
   }
+}
+
+// The launcher dies by SIGKILL: its worker dies with it (the parent-death signal), instead of
+// being re-parented and running on.
+TEST(WorkerProcessTest, WorkerDiesWithItsLauncher) {
+  // This process adopts the orphan (subreaper), so it can wait for the worker's end.
+  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  int report[2];
+  ASSERT_EQ(::pipe(report), 0);
+  pid_t launcher = ::fork();
+  ASSERT_GE(launcher, 0);
+  if (launcher == 0) {  // the "launcher": spawns one worker, tells its pid, waits to be killed
+    ::close(report[0]);
+    try {
+      WorkerSpec spec;
+      spec.path = "/bin/sh";
+      spec.argv = {"sh", "-c", "exec sleep 30"};
+      WorkerProcess worker = spawn_worker(spec);
+      if (::write(report[1], &worker.pid, sizeof(worker.pid)) != sizeof(worker.pid)) ::_exit(1);
+    } catch (...) {
+      ::_exit(1);
+    }
+    while (true) ::pause();
+  }
+  ::close(report[1]);
+  pid_t worker = -1;
+  pollfd p{report[0], POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 10000), 1);
+  ASSERT_EQ(::read(report[0], &worker, sizeof(worker)), static_cast<ssize_t>(sizeof(worker)));
+  ::close(report[0]);
+
+  ASSERT_EQ(::kill(launcher, SIGKILL), 0);
+  ASSERT_EQ(::waitpid(launcher, nullptr, 0), launcher);
+  int status = 0;
+  bool ended = dtrain::testing::wait_until(
+      [&] { return ::waitpid(worker, &status, WNOHANG) == worker; }, std::chrono::seconds(5));
+  if (!ended) {
+    ::kill(worker, SIGKILL);
+    ::waitpid(worker, &status, 0);
+  }
+  ::prctl(PR_SET_CHILD_SUBREAPER, 0);
+  ASSERT_TRUE(ended) << "the worker outlived its launcher";
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << describe_exit(status);
 }
 
 }  // namespace
