@@ -11,7 +11,11 @@
 //     grace period (or at a second signal), returns 128 + that signal number
 // Elastic jobs (options.elastic, docs/elastic.md) change the second rule: a worker that fails is
 // logged and the others go on (they re-form their group without it); the launcher returns 0 when
-// the workers are done and at least one of them exited 0, else the first failure's code.
+// the workers are done and at least one of them exited 0, else the first failure's code. A worker
+// its group expelled (a missed heartbeat: hung or SIGSTOPped; the survivors record it in the
+// store, elastic.h) is SIGKILLed within 0.5 s of the record ("worker id K was expelled by its
+// group; sending SIGKILL"). Once a worker exited 0 (the job's training ended), the others get
+// finish_timeout to exit, then are stopped as above (SIGTERM, SIGKILL after the grace period).
 // Workers of an elastic job also get DTRAIN_ELASTIC=1, DTRAIN_MIN_WORKERS, DTRAIN_MAX_WORKERS and
 // DTRAIN_ELASTIC_FIRST_ROUND (the workers the job starts with; 0 from a joining launcher);
 // their DTRAIN_RANK is a worker id (unique in the job), their rank in the group comes from the
@@ -86,14 +90,16 @@ struct LaunchOptions {
   std::chrono::milliseconds store_timeout = kDefaultTimeout;
   // After the last worker exited, how long to wait for output still held by its children.
   std::chrono::milliseconds drain_timeout{1000};
+  // Elastic: how long the other workers may run on after one exited 0 (see above).
+  std::chrono::milliseconds finish_timeout{30000};
   // Elastic job (see above). min_workers / max_workers: 0 = 1 / nnodes * nproc.
   bool elastic = false;
   int min_workers = 0;
   int max_workers = 0;
   bool join = false;  // elastic only: add this launcher's workers to a running job
   CpuBinding bind = CpuBinding::kNone;  // see "CPU binding" above
-  int out_fd = STDOUT_FILENO;  // where the workers' stdout goes (prefixed)
-  int err_fd = STDERR_FILENO;  // where the workers' stderr goes (prefixed)
+  int out_fd = STDOUT_FILENO;           // where the workers' stdout goes (prefixed)
+  int err_fd = STDERR_FILENO;           // where the workers' stderr goes (prefixed)
 };
 
 // Runs the job of this node as described above and returns the exit code for the launcher.

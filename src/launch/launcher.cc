@@ -2,7 +2,8 @@
 //   1. validate the options and resolve the command (errors before anything starts)
 //   2. block the supervised signals (before the store server starts its thread)
 //   3. host or join the store and meet the other nodes (node_rendezvous.h)
-//   4. spawn the workers with the environment of env.h, then supervise them (supervisor.h)
+//   4. spawn the workers with the environment of env.h (each dies with the launcher:
+//      worker_process.h), then supervise them (supervisor.h; elastic jobs: ExpulsionWatch)
 #include "dtrain/launch.h"
 
 #include <sched.h>
@@ -14,11 +15,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
 
 #include <spdlog/spdlog.h>
 
 #include "dtrain/env.h"
 #include "dtrain/error.h"
+#include "launch/expulsion_watch.h"
 #include "launch/node_rendezvous.h"
 #include "launch/signal_watch.h"
 #include "launch/supervisor.h"
@@ -102,6 +105,9 @@ void validate_launch_options(const LaunchOptions& options) {
   }
   if (!options.store_addr.empty()) parse_host_port(options.store_addr, "--store");
   if (options.grace_period.count() < 0) throw InvalidArgumentError("the grace period is negative");
+  if (options.finish_timeout.count() < 0) {
+    throw InvalidArgumentError("the finish timeout is negative");
+  }
   if (!options.elastic && (options.join || options.min_workers != 0 || options.max_workers != 0)) {
     throw InvalidArgumentError("--join, --min-workers and --max-workers need --elastic");
   }
@@ -190,6 +196,14 @@ int launch(const LaunchOptions& options) {
   supervision.out_fd = options.out_fd;
   supervision.err_fd = options.err_fd;
   supervision.elastic = options.elastic;
+  supervision.finish_timeout = options.finish_timeout;
+  std::optional<launcher::ExpulsionWatch> expulsions;
+  if (options.elastic && r.store()) {
+    expulsions.emplace(r.store(), r.run_id());
+    supervision.expelled = [&expulsions](const std::vector<int>& ids) {
+      return expulsions->expelled(ids);
+    };
+  }
   int code = launcher::supervise(std::move(workers), signals, supervision);
   r.finish(signals);
   if (code == 0) spdlog::info("all workers exited with code 0");

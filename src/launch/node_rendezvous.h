@@ -42,6 +42,9 @@ class NodeRendezvous {
   // The worker id (DTRAIN_RANK) of this node's first worker: node_rank * nproc, or for an elastic
   // --join launcher a fresh block of nproc ids from the store's counter.
   int first_worker_id() const { return first_worker_id_; }
+  // A client of the run's store (full key names), for as long as this object lives; null for a
+  // single node that is not elastic (it needs none).
+  std::shared_ptr<Store> store() const { return client_; }
 
   // After this node's workers ended (several nodes): sets this node's finished key; node 0 then
   // waits for the other nodes' keys (at most store_timeout; a signal ends the wait). Never throws.

@@ -32,6 +32,7 @@ struct Tracked {
   Stream out;
   Stream err;
   bool running = true;
+  bool expelled = false;  // its group expelled it; SIGKILLed
 };
 
 class Supervisor {
@@ -60,6 +61,10 @@ class Supervisor {
       }
       if (kill_deadline_ && Clock::now() >= *kill_deadline_)
         kill_remaining("did not stop within the grace period");
+      if (options_.elastic) {
+        kill_expelled();
+        stop_stragglers();
+      }
       wait_for_events();
     }
     for (auto& t : tracked_) {
@@ -90,13 +95,18 @@ class Supervisor {
         status = W_EXITCODE(1, 0);
       }
       bool failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+      if (!failed && options_.elastic && !finish_deadline_) {
+        finish_deadline_ = Clock::now() + options_.finish_timeout;
+        finished_id_ = t.process.rank;
+      }
       if (stopping()) {
         spdlog::info("worker rank {} {}", t.process.rank, describe_exit(status));
       } else if (failed && options_.elastic) {
         int still = static_cast<int>(std::count_if(tracked_.begin(), tracked_.end(),
                                                    [](const Tracked& x) { return x.running; }));
-        spdlog::warn("worker id {} {}; elastic job: the {} other local worker(s) go on",
-                     t.process.rank, describe_exit(status), still);
+        spdlog::warn("worker id {}{} {}; elastic job: the {} other local worker(s) go on",
+                     t.process.rank, t.expelled ? " (expelled by its group)" : "",
+                     describe_exit(status), still);
         if (!elastic_failure_) elastic_failure_ = exit_code_of(status);
       } else if (failed) {
         spdlog::error("worker rank {} {}; stopping the other workers", t.process.rank,
@@ -110,7 +120,46 @@ class Supervisor {
     }
   }
 
-  bool stopping() const { return first_failure_.has_value() || stop_signal_.has_value(); }
+  bool stopping() const {
+    return first_failure_.has_value() || stop_signal_.has_value() || finishing_;
+  }
+
+  // Elastic: SIGKILLs the running workers their group expelled (asked every expel_poll).
+  void kill_expelled() {
+    if (!options_.expelled || stopping()) return;
+    auto now = Clock::now();
+    if (now < next_expel_check_) return;
+    next_expel_check_ = now + options_.expel_poll;
+    std::vector<int> running;
+    for (const auto& t : tracked_) {
+      if (t.running && !t.expelled) running.push_back(t.process.rank);
+    }
+    if (running.empty()) return;
+    std::vector<int> expelled = options_.expelled(running);
+    for (auto& t : tracked_) {
+      if (!t.running || t.expelled ||
+          std::find(expelled.begin(), expelled.end(), t.process.rank) == expelled.end()) {
+        continue;
+      }
+      spdlog::warn("worker id {} was expelled by its group; sending SIGKILL", t.process.rank);
+      signal_worker(t.process, SIGKILL);
+      t.expelled = true;
+    }
+  }
+
+  // Elastic: stops the workers still running finish_timeout after one exited 0.
+  void stop_stragglers() {
+    if (!finish_deadline_ || stopping() || Clock::now() < *finish_deadline_) return;
+    std::string ids;
+    for (const auto& t : tracked_) {
+      if (t.running) ids += (ids.empty() ? "" : ", ") + std::to_string(t.process.rank);
+    }
+    if (ids.empty()) return;
+    spdlog::warn("worker(s) id {} still running {} ms after worker id {} finished; stopping them",
+                 ids, options_.finish_timeout.count(), finished_id_);
+    finishing_ = true;
+    stop_all(SIGTERM);
+  }
 
   void stop_all(int sig) {
     for (auto& t : tracked_) {
@@ -156,7 +205,13 @@ class Supervisor {
     }
     auto timeout = kTick;
     auto now = Clock::now();
-    for (auto deadline : {kill_deadline_, drain_deadline_}) {
+    std::optional<Clock::time_point> expel_check;
+    if (options_.elastic && options_.expelled && !stopping()) expel_check = next_expel_check_;
+    std::optional<Clock::time_point> finish_deadline;
+    bool any_running =
+        std::any_of(tracked_.begin(), tracked_.end(), [](const Tracked& t) { return t.running; });
+    if (!stopping() && any_running) finish_deadline = finish_deadline_;
+    for (auto deadline : {kill_deadline_, drain_deadline_, expel_check, finish_deadline}) {
       if (!deadline) continue;
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - now);
       timeout =
@@ -210,6 +265,11 @@ class Supervisor {
   bool any_success_ = false;                         // a worker exited 0
   std::optional<Clock::time_point> kill_deadline_;   // SIGKILL whoever still runs then
   std::optional<Clock::time_point> drain_deadline_;  // stop reading output then
+  // Elastic: a worker exited 0 (finished_id_) then; the others must have exited by this time.
+  std::optional<Clock::time_point> finish_deadline_;
+  int finished_id_ = -1;
+  bool finishing_ = false;                // stopping the workers left after finish_deadline_
+  Clock::time_point next_expel_check_{};  // elastic: when to ask options_.expelled next
 };
 
 }  // namespace

@@ -2,6 +2,7 @@
 // test binary itself as the worker program, running only the LaunchedWorker tests, which do
 // nothing unless started that way (DTRAIN_LAUNCH_TEST_WORKER=1).
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -54,6 +55,47 @@ TEST(LaunchedWorker, RendezvousAndAllreduce) {
   float expected = world.world_size * (world.world_size + 1) / 2.0f;
   for (float v : data) EXPECT_EQ(v, expected);
   std::cout << "allreduce sum=" << data[0] << " store count ok" << std::endl;
+}
+
+// Worker 0 stops itself (SIGSTOP: frozen, connections open); worker 1 then records, as an
+// elastic group does when a member misses its heartbeat (include/dtrain/elastic.h), that the
+// group expelled worker 0, and finishes.
+TEST(LaunchedWorker, FreezeOrExpel) {
+  if (!is_launched_worker()) GTEST_SKIP() << "runs only as a worker of LaunchRendezvousTest";
+  WorldInfo world = world_from_env();
+  TcpStoreOptions store_options;
+  store_options.secret = world.secret;
+  PrefixStore store(world.run_id, TcpStore::connect(world.store_addr, store_options));
+  Deadline deadline = Deadline::after(seconds(10));
+  if (world.rank == 0) {
+    store.set("frozen", "1", deadline);
+    ::raise(SIGSTOP);  // only SIGKILL ends it now
+    ADD_FAILURE() << "continued after SIGSTOP";
+    return;
+  }
+  store.get("frozen", deadline);
+  store.set("elastic/expelled/0", "0", deadline);
+  store.add("elastic/expelled_count", 1, deadline);
+  std::cout << "expelled worker 0" << std::endl;
+}
+
+// The launcher reads the expulsion from the store it hosts and SIGKILLs the frozen worker; the
+// job ends (exit 0: worker 1 finished) instead of waiting for it forever.
+TEST(LaunchRendezvousTest, ExpelledWorkerIsKilledAndTheJobEnds) {
+  if (is_launched_worker()) GTEST_SKIP();
+  TempDir dir;
+  std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  auto r = run_dtrain({"launch", "--nproc", "2", "--elastic", "--grace-ms", "2000", "--", self,
+                       "--gtest_filter=LaunchedWorker.FreezeOrExpel"},
+                      dir.path(), seconds(20), {"DTRAIN_LAUNCH_TEST_WORKER=1"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("[rank 1] expelled worker 0\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("worker id 0 was expelled by its group; sending SIGKILL"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("worker id 0 (expelled by its group) killed by signal SIGKILL"),
+            std::string::npos)
+      << r.err;
+  EXPECT_LT(r.elapsed, seconds(8));
 }
 
 TEST(LaunchRendezvousTest, WorkersAllreduceThroughTheHostedStore) {
