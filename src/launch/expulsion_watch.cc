@@ -14,12 +14,15 @@ std::string expelled_key(int worker_id) {
 }
 
 ExpulsionWatch::ExpulsionWatch(std::shared_ptr<Store> store, const std::string& run_id,
-                               std::chrono::milliseconds store_timeout)
+                               std::chrono::milliseconds store_timeout,
+                               std::chrono::milliseconds retry_after)
     : store_(std::make_shared<PrefixStore>(run_id, std::move(store))),
-      store_timeout_(store_timeout) {}
+      store_timeout_(store_timeout),
+      retry_after_(retry_after) {}
 
 std::vector<int> ExpulsionWatch::expelled(const std::vector<int>& ids) {
   std::vector<int> found;
+  if (failing_ && std::chrono::steady_clock::now() < retry_at_) return found;
   try {
     Deadline deadline = Deadline::after(store_timeout_);
     auto value = store_->try_get(kExpelledCountKey, deadline);
@@ -43,6 +46,7 @@ std::vector<int> ExpulsionWatch::expelled(const std::vector<int>& ids) {
     if (!failing_)
       spdlog::warn("cannot read expelled workers from the store (retrying): {}", e.what());
     failing_ = true;
+    retry_at_ = std::chrono::steady_clock::now() + retry_after_;
   }
   return found;
 }

@@ -9,7 +9,8 @@
 //
 // expelled() costs one store call (the counter) while the counter is unchanged, and one per asked
 // id after it grew. Each call is bounded by store_timeout; a store error is logged (once per
-// streak) and answers "none expelled", so a lost store never stops supervision.
+// streak) and answers "none expelled", and the calls of the next retry_after answer the same
+// without asking, so a lost store (node 0 gone) never holds up supervision for long.
 //
 // Not thread-safe: the supervisor's thread alone calls it.
 #pragma once
@@ -32,7 +33,8 @@ class ExpulsionWatch {
  public:
   // `store`: the run's store with full keys (the launcher's client); `run_id`: the run's namespace.
   ExpulsionWatch(std::shared_ptr<Store> store, const std::string& run_id,
-                 std::chrono::milliseconds store_timeout = std::chrono::milliseconds(1000));
+                 std::chrono::milliseconds store_timeout = std::chrono::milliseconds(1000),
+                 std::chrono::milliseconds retry_after = std::chrono::milliseconds(5000));
 
   // The ids among `ids` whose expulsion is recorded (see above).
   std::vector<int> expelled(const std::vector<int>& ids);
@@ -40,8 +42,10 @@ class ExpulsionWatch {
  private:
   std::shared_ptr<Store> store_;  // PrefixStore of the run's namespace
   std::chrono::milliseconds store_timeout_;
+  std::chrono::milliseconds retry_after_;
   int64_t seen_count_ = 0;  // expelled_count when the asked ids were last read
   bool failing_ = false;    // inside a streak of store errors (logged once)
+  std::chrono::steady_clock::time_point retry_at_{};  // after an error: ask again from then
 };
 
 }  // namespace dtrain::launcher

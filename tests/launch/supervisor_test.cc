@@ -127,7 +127,7 @@ TEST(SupervisorTest, NonElasticJobWaitsForASlowerWorker) {
 
 TEST(ExpulsionWatchTest, ReportsTheRecordedExpulsionsOfTheAskedIds) {
   auto store = std::make_shared<MemoryStore>();
-  ExpulsionWatch watch(store, "run-x");
+  ExpulsionWatch watch(store, "run-x", seconds(1), milliseconds(200));
   Deadline d = Deadline::after(seconds(5));
   EXPECT_TRUE(watch.expelled({0, 1, 2}).empty());
   store->set("run-x/elastic/expelled/2", "0", d);
@@ -143,6 +143,11 @@ TEST(ExpulsionWatchTest, ReportsTheRecordedExpulsionsOfTheAskedIds) {
   EXPECT_EQ(watch.expelled({0, 1}), std::vector<int>{1});
   store->set("run-x/elastic/expelled_count", "garbage", d);  // logged; never thrown
   EXPECT_TRUE(watch.expelled({0}).empty());
+  store->set("run-x/elastic/expelled/0", "2", d);
+  store->set("run-x/elastic/expelled_count", "4", d);
+  EXPECT_TRUE(watch.expelled({0}).empty());  // not asked again until retry_after passed
+  std::this_thread::sleep_for(milliseconds(250));
+  EXPECT_EQ(watch.expelled({0}), std::vector<int>{0});
 }
 
 }  // namespace
