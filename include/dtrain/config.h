@@ -6,12 +6,18 @@
 // `global_batch` is the flag `--global-batch` (dashes and underscores are interchangeable in
 // both). Unknown keys and malformed values are InvalidArgumentError naming the key.
 //
+// Every numeric key has a range (ConfigKey::range, docs/training.md), checked when the key is set
+// from text (flags and files alike) and again by validate_config: an error names the key, the
+// value and the range. The bounds lie far beyond any real job and keep every derived value (total
+// steps, milliseconds, bytes) inside its type.
+//
 // Batch semantics (see docs/training.md): one optimizer step consumes `global_batch` samples over
 // all workers, `global_batch / world` per worker, split into `grad_accumulation` micro-batches.
 // Give either global_batch or per_worker_batch, not both.
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -41,9 +47,11 @@ struct TrainConfig {
   int64_t max_steps = 0;
 
   // Batch: exactly one of global_batch / per_worker_batch may be set (> 0); neither = global 128.
-  int64_t global_batch = 0;      // samples per optimizer step, all workers together
-  int64_t per_worker_batch = 0;  // samples per optimizer step, each worker
-  int64_t grad_accumulation = 1; // micro-batches per optimizer step (no sync on the first k-1)
+  // 0 means "not set": as text it is the empty string (get_config_value, config_to_args), and a
+  // text value must be positive (`--global-batch 0` is an error, not the default).
+  int64_t global_batch = 0;       // samples per optimizer step, all workers together
+  int64_t per_worker_batch = 0;   // samples per optimizer step, each worker
+  int64_t grad_accumulation = 1;  // micro-batches per optimizer step (no sync on the first k-1)
   int64_t local_sgd_period = 0;  // 0: average gradients every step; H: average params every H steps
   // Gradient compression per DDP bucket (docs/compression.md): a codec spec, e.g. topk:0.01,
   // powersgd:2, fp16; "none" = dense. The first compress_warmup_steps optimizer steps stay dense.
@@ -64,19 +72,19 @@ struct TrainConfig {
   double gamma = 0.1;        // decay factor (step schedule)
   double min_lr = 0.0;       // final rate of the cosine schedule
 
-  uint64_t seed = 42;        // model initialisation and data order (the same on every rank)
-  int64_t eval_every = 0;    // evaluate every N optimizer steps; 0 = at the end of each epoch
-  int64_t eval_batch = 1000; // samples per forward pass in evaluation
-  int64_t log_every = 50;    // metrics line / progress update every N optimizer steps
-  int64_t threads = 1;       // intra-op threads per worker (0 = LibTorch's default)
-  double bucket_mb = 25.0;   // DDP gradient bucket size, MiB
-  std::string metrics;       // JSON-lines metrics file; "-" = stdout; "" = none
-  double timeout_s = 60.0;   // bound on each communication operation, seconds
+  uint64_t seed = 42;         // model initialisation and data order (the same on every rank)
+  int64_t eval_every = 0;     // evaluate every N optimizer steps; 0 = at the end of each epoch
+  int64_t eval_batch = 1000;  // samples per forward pass in evaluation
+  int64_t log_every = 50;     // metrics line / progress update every N optimizer steps
+  int64_t threads = 1;        // intra-op threads per worker (0 = LibTorch's default)
+  double bucket_mb = 25.0;    // DDP gradient bucket size, MiB
+  std::string metrics;        // JSON-lines metrics file; "-" = stdout; "" = none
+  double timeout_s = 60.0;    // bound on each communication operation, seconds
   // Nice value of the communication event-loop thread, 0..19 (CommOptions::progress_thread_nice):
   // 19 is fastest when the job has its cores to itself and starves communication when other work
   // keeps them busy; 0 (default) leaves it at the worker's priority, under SCHED_BATCH.
   int64_t progress_nice = 0;
-  bool quiet = false;        // no progress bar / progress lines (summary still printed)
+  bool quiet = false;  // no progress bar / progress lines (summary still printed)
 
   // Checkpoints (docs/checkpoints.md). Saving is on when checkpoint_dir is set: every
   // checkpoint_every ("N" optimizer steps, or "Ts" seconds of rank 0's clock decided at log
@@ -103,8 +111,8 @@ struct TrainConfig {
   std::string fault;
 
   // `dtrain run` only.
-  int64_t nproc = 2;             // local workers
-  bool compare_single = false;   // also train on one process with the same global batch
+  int64_t nproc = 2;            // local workers
+  bool compare_single = false;  // also train on one process with the same global batch
 
   // Path of the file loaded with --config, if any (informational).
   std::string config_file;
@@ -116,13 +124,21 @@ struct TrainConfig {
 // config_from_flags and `dtrain run` start from these, so `--model linreg` alone is a sensible job.
 TrainConfig default_config_for_model(std::string_view model);
 
-// One accepted key: its canonical name (snake_case), a help line, and whether it is a boolean
-// switch (a bare `--quiet` means true).
+// One accepted key: its canonical name (snake_case), a help line, whether it is a boolean
+// switch (a bare `--quiet` means true), and the values it accepts as shown in errors and --help
+// ("1..1000000", "(0, 1000]", "sgd | adam | adamw"; empty for free text).
 struct ConfigKey {
   std::string name;
   std::string help;
   bool is_switch = false;
+  std::string range;
 };
+
+// The largest config file read (bytes); a larger one is an error, not a truncation.
+inline constexpr size_t kMaxConfigFileBytes = size_t{1} << 20;
+// The largest value of a seconds key (timeout_s, heartbeat_timeout_s, rendezvous_timeout_s, a
+// checkpoint_every in seconds): one week.
+inline constexpr double kMaxConfigSeconds = 7 * 24 * 3600.0;
 
 // Every key a config file or flag may set, in documentation order.
 const std::vector<ConfigKey>& train_config_keys();
@@ -135,8 +151,10 @@ std::string get_config_value(const TrainConfig& config, std::string_view key);
 
 // Applies a config file onto `config`: JSON if the file name ends in .json or its text starts
 // with '{', otherwise the YAML subset (one `key: value` per line, `#` comments, lists as
-// `[a, b]` or `a,b`). Throws IoError if unreadable, InvalidArgumentError for unknown keys, bad
-// values or malformed text.
+// `[a, b]` or `a,b`). The file must be a regular file of at most kMaxConfigFileBytes. Throws
+// IoError if unreadable; InvalidArgumentError naming the path for a directory, FIFO, device or
+// too large a file, and naming the key for unknown or duplicate keys, bad values, a list where
+// a scalar belongs or a nested list; InvalidArgumentError for malformed text.
 void apply_config_file(TrainConfig& config, const std::string& path);
 // Same, from text already read (`json` selects the format).
 void apply_config_text(TrainConfig& config, std::string_view text, bool json,
@@ -147,17 +165,20 @@ struct CheckpointEvery {
   int64_t steps = 0;   // save after every `steps` optimizer steps
   double seconds = 0;  // save when this many seconds passed since the last save
 };
-// "200" (steps) or "30s" / "2.5s" (seconds). Throws InvalidArgumentError naming the key
-// 'checkpoint_every' for anything else (zero, negative, other units).
+// "200" (steps, 1..1000000000) or "30s" / "2.5s" (seconds, (0, kMaxConfigSeconds]). Throws
+// InvalidArgumentError naming the key 'checkpoint_every' for anything else (zero, negative,
+// out of range, other units).
 CheckpointEvery parse_checkpoint_every(std::string_view text);
 
-// Checks ranges and combinations that do not depend on the world size (positive epochs, lr,
-// batch given at most once, known names, ...). Throws InvalidArgumentError.
+// Checks every key's range (ConfigKey::range) and the combinations that do not depend on the
+// world size (batch given at most once, heads dividing width, min_lr <= lr, known names, ...).
+// Throws InvalidArgumentError naming the key.
 void validate_config(const TrainConfig& config);
 
 // The per-worker batch (samples per optimizer step on one worker) for `world` workers. Throws
 // InvalidArgumentError if the global batch does not divide by `world`, or the per-worker batch
-// does not divide by grad_accumulation.
+// does not divide by grad_accumulation; global_batch throws it for world <= 0 and for a
+// per_worker_batch * world that does not fit int64.
 int64_t per_worker_batch(const TrainConfig& config, int world);
 int64_t global_batch(const TrainConfig& config, int world);
 

@@ -24,6 +24,7 @@
 #include "dtrain/log.h"
 #include "dtrain/trainer.h"
 #include "launch/run_dir.h"
+#include "train/config_internal.h"
 
 namespace dtrain::cli {
 namespace {
@@ -41,9 +42,11 @@ int run_run(const TrainFlags& flags, const std::string& bind_to) {
   int nproc = 0;
   try {
     config = config_from_flags(flags);
+    // nproc is in 1..4096 (its key's range), so the cast keeps it.
     nproc = static_cast<int>(config.nproc);
     per_worker_batch(config, nproc);  // the batch must divide over the workers
-  } catch (const InvalidArgumentError& e) {
+  } catch (const Error& e) {
+    // A bad key or value, or an unreadable config file.
     std::cerr << "dtrain run: bad config: " << e.what() << "\n";
     return kExitBadConfig;
   }
@@ -64,8 +67,7 @@ int run_run(const TrainFlags& flags, const std::string& bind_to) {
     options.nproc = nproc;
     options.prefix_output = false;  // rank 0 alone prints; a progress bar must pass through
     options.bind = parse_cpu_binding(bind_to);
-    options.worker_timeout =
-        std::chrono::milliseconds(static_cast<int64_t>(config.timeout_s * 1000));
+    options.worker_timeout = milliseconds_of_seconds(config.timeout_s);
     if (config.elastic) {
       options.elastic = true;
       options.min_workers = static_cast<int>(config.min_workers);

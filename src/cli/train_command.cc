@@ -13,13 +13,13 @@
 #include <memory>
 
 #include "cli/train_flags.h"
-#include "train/config_internal.h"
 #include "dtrain/env.h"
-#include "dtrain/prefix_store.h"
-#include "dtrain/tcp_store.h"
 #include "dtrain/error.h"
 #include "dtrain/log.h"
+#include "dtrain/prefix_store.h"
+#include "dtrain/tcp_store.h"
 #include "dtrain/trainer.h"
+#include "train/config_internal.h"
 
 namespace dtrain::cli {
 namespace {
@@ -27,34 +27,37 @@ namespace {
 // Options of `dtrain train` that are not config keys: how `dtrain run` talks to its workers.
 struct WorkerFlags {
   TrainFlags train;
-  std::string result_json;  // rank 0 writes its TrainResult here (JSON)
+  std::string result_json;        // rank 0 writes its TrainResult here (JSON)
   std::string progress = "auto";  // auto | tty | plain
   bool no_summary = false;
 };
 
 // DTRAIN_ELASTIC / DTRAIN_MIN_WORKERS / DTRAIN_MAX_WORKERS from `dtrain launch --elastic`
-// switch elastic training on and fill the bounds the config leaves at 0.
+// switch elastic training on and fill the bounds the config leaves at 0. The bounds go through
+// set_config_value (the keys' ranges); an error names the variable and the key.
 void apply_elastic_env(TrainConfig& config) {
   const char* elastic = std::getenv("DTRAIN_ELASTIC");
   if (elastic && std::string(elastic) == "1") config.elastic = true;
-  auto read = [](const char* name, int64_t& field) {
+  auto read = [&](const char* name, const char* key, int64_t field) {
     const char* v = std::getenv(name);
     if (v == nullptr || field != 0) return;
     try {
-      field = std::stoll(v);
-    } catch (const std::exception&) {
-      throw InvalidArgumentError(std::string(name) + ": not an integer: '" + v + "'");
+      set_config_value(config, key, v);
+    } catch (const InvalidArgumentError& e) {
+      throw InvalidArgumentError(std::string(name) + ": " + e.what());
     }
   };
-  read("DTRAIN_MIN_WORKERS", config.min_workers);
-  read("DTRAIN_MAX_WORKERS", config.max_workers);
+  read("DTRAIN_MIN_WORKERS", "min_workers", config.min_workers);
+  read("DTRAIN_MAX_WORKERS", "max_workers", config.max_workers);
+  validate_config(config);  // min_workers <= max_workers
 }
 
 int run_train(const WorkerFlags& flags) {
   TrainConfig config;
   try {
     config = config_from_flags(flags.train);
-  } catch (const InvalidArgumentError& e) {
+    apply_elastic_env(config);
+  } catch (const Error& e) {  // a bad key or value; an unreadable config file
     std::cerr << "dtrain train: bad config: " << e.what() << "\n";
     return kExitBadConfig;
   }
@@ -68,12 +71,12 @@ int run_train(const WorkerFlags& flags) {
     if (flags.progress == "tty") output.terminal = true;
     if (flags.progress == "plain") output.terminal = false;
     output.summary = !flags.no_summary;
-    apply_elastic_env(config);
     TrainResult result;
     if (config.elastic) {
       if (world.store_addr.empty()) {
-        throw InvalidArgumentError("elastic training needs the job's store (start the workers "
-                                   "with dtrain launch --elastic or dtrain run --elastic)");
+        throw InvalidArgumentError(
+            "elastic training needs the job's store (start the workers "
+            "with dtrain launch --elastic or dtrain run --elastic)");
       }
       TcpStoreOptions store_options;
       store_options.secret = world.secret;
@@ -111,8 +114,9 @@ int run_train(const WorkerFlags& flags) {
 Subcommand add_train_command(CLI::App& parent) {
   auto flags = std::make_shared<WorkerFlags>();
   CLI::App* sub = parent.add_subcommand(
-      "train", "Train as one worker of a job (rank and store from the environment; see `dtrain "
-               "launch`), or alone: dtrain train [flags | --config FILE]");
+      "train",
+      "Train as one worker of a job (rank and store from the environment; see `dtrain "
+      "launch`), or alone: dtrain train [flags | --config FILE]");
   add_train_flags(*sub, flags->train);
   sub->add_option("--result-json", flags->result_json, "rank 0 writes the result here (JSON)")
       ->group("Worker");

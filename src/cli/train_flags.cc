@@ -1,6 +1,9 @@
 #include "cli/train_flags.h"
 
+#include <optional>
+
 #include "dtrain/error.h"
+#include "train/config_internal.h"
 
 namespace dtrain::cli {
 
@@ -12,11 +15,16 @@ void add_train_flags(CLI::App& app, TrainFlags& flags) {
     }
     std::string names = "--" + dashed;
     if (dashed != key.name) names += ",--" + key.name;
+    std::string help = key.help;
+    // Numeric ranges only: the help of a named choice already lists its names.
+    if (!key.range.empty() && key.range.find('|') == std::string::npos) {
+      help += "; range " + key.range;
+    }
     CLI::Option* option = nullptr;
     if (key.is_switch) {
-      option = app.add_flag(names, flags.switches[key.name], key.help);
+      option = app.add_flag(names, flags.switches[key.name], help);
     } else {
-      option = app.add_option(names, flags.text[key.name], key.help);
+      option = app.add_option(names, flags.text[key.name], help);
       option->default_str(get_config_value(TrainConfig{}, key.name));
     }
     option->group("Training (also config-file keys)");
@@ -26,16 +34,24 @@ void add_train_flags(CLI::App& app, TrainFlags& flags) {
 
 TrainConfig config_from_flags(const TrainFlags& flags) {
   // The model picks the defaults (default_config_for_model): a flag, else the file, else mlp.
-  const CLI::Option* file = flags.options.at("config");
+  // The file is read once (read_config_file: a bounded regular file) and applied twice: to find
+  // the model, then onto that model's defaults.
+  const CLI::Option* file_option = flags.options.at("config");
+  std::optional<ConfigFileText> file;
+  const std::string& path = flags.text.at("config");
   std::string model = TrainConfig{}.model;
-  if (file->count() > 0) {
+  if (file_option->count() > 0) {
+    file = read_config_file(path);
     TrainConfig from_file;
-    apply_config_file(from_file, flags.text.at("config"));
+    apply_config_text(from_file, file->text, file->json, path);
     model = from_file.model;
   }
   if (flags.options.at("model")->count() > 0) model = flags.text.at("model");
   TrainConfig config = default_config_for_model(model);
-  if (file->count() > 0) apply_config_file(config, flags.text.at("config"));
+  if (file) {
+    apply_config_text(config, file->text, file->json, path);
+    config.config_file = path;
+  }
   for (const auto& [name, option] : flags.options) {
     if (name == "config" || option->count() == 0) continue;
     if (auto it = flags.switches.find(name); it != flags.switches.end()) {

@@ -1,6 +1,8 @@
-// Private to src/train and src/cli: the key table behind TrainConfig's text interface.
+// Private to src/train and src/cli: the key table behind TrainConfig's text interface, the
+// config-file reader, and the conversions of validated values.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -12,9 +14,15 @@
 namespace dtrain {
 
 struct KeyHandler {
-  // (config, canonical key, text value); throws InvalidArgumentError on a bad value.
+  // (config, canonical key, text value): parses the text, checks it against the key's range and
+  // sets the field; throws InvalidArgumentError naming the key, the value and the range.
   std::function<void(TrainConfig&, std::string_view, std::string_view)> set;
   std::function<std::string(const TrainConfig&)> get;
+  // (config, canonical key): the same range check on the field's current value (a config built
+  // in C++); throws like `set`. Empty for keys whose every value is accepted here.
+  std::function<void(const TrainConfig&, std::string_view)> check;
+  // The key takes a list (a JSON array is accepted for it, and only for it).
+  bool list = false;
 };
 
 struct KeyEntry {
@@ -27,9 +35,25 @@ std::string canonical_key(std::string_view key);
 const std::vector<KeyEntry>& key_table();
 // Throws InvalidArgumentError naming `key` if it is not in the table.
 const KeyEntry& find_key(std::string_view key);
+// The range check of every key (KeyHandler::check), in table order.
+void check_key_ranges(const TrainConfig& config);
+
+// A config file's text and its format (JSON if the name ends in .json or the text starts with
+// '{'). The file must be a regular file (a directory, FIFO or device is refused without being
+// read) of at most kMaxConfigFileBytes, with no NUL byte: InvalidArgumentError naming the path;
+// IoError if it cannot be opened or read.
+struct ConfigFileText {
+  std::string text;
+  bool json = false;
+};
+ConfigFileText read_config_file(const std::string& path);
+
 // validate_config without the check that `model` names a built-in model (for a user's module,
 // whose name only labels the output).
 void validate_config_except_model(const TrainConfig& config);
+// Seconds (a validated *_s key: finite, at most kMaxConfigSeconds) as whole milliseconds, at
+// least 1 ms; clamped into [1 ms, kMaxConfigSeconds] for any other input, so it never overflows.
+std::chrono::milliseconds milliseconds_of_seconds(double seconds);
 // The communicator options a training job's config asks for: timeout_s bounds each operation
 // (and, at least kDefaultTimeout, the connection), progress_nice the event loop's nice value.
 CommOptions comm_options_for(const TrainConfig& config);

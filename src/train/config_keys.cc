@@ -1,212 +1,260 @@
-// The table of TrainConfig keys: name, help, and how to read/write the field from text. Flags,
-// config files and config_to_args all go through this one table, so their names cannot drift.
-#include <charconv>
-#include <cmath>
-#include <sstream>
+// The table of TrainConfig keys: name, help, range, and how to read/write/check the field from
+// text. Flags, config files, validate_config and config_to_args all go through this one table, so
+// their names and ranges cannot drift.
+#include <limits>
 
 #include "dtrain/config.h"
 #include "dtrain/error.h"
 #include "train/config_internal.h"
+#include "train/config_values.h"
 
 namespace dtrain {
 namespace {
 
-[[noreturn]] void bad_value(std::string_view key, std::string_view value, std::string_view want) {
-  throw InvalidArgumentError("config key '" + std::string(key) + "': bad value '" +
-                             std::string(value) + "' (expected " + std::string(want) + ")");
+using C = TrainConfig;
+
+// Note [config ranges]. Every numeric key has a range, checked when the key is set from text
+// (the same set() for flags and files) and again by validate_config (a config built in C++). The
+// bounds lie far beyond any real job; they are chosen so that no derived value can overflow:
+//   - epochs <= 1e6 times the steps of an epoch (at most the examples of a split, far below
+//     1e12) stays below 2^63 (TrainLoop's total step count);
+//   - step counts <= 1e9 fit the int fields they are copied to (DdpOptions);
+//   - seconds in [0.001, kMaxConfigSeconds] are at least 1 ms, and times 1000 (milliseconds)
+//     or any small factor stay far inside int64;
+//   - batches <= 2^30 times workers <= 4096 stay below 2^42, and an index plus eval_batch cannot
+//     overflow (an eval_batch above the test split simply evaluates it in one pass);
+//   - bucket_mb <= 65536 MiB in bytes fits size_t; workers, threads and counts fit int.
+constexpr int64_t kMaxBatch = int64_t{1} << 30;
+constexpr int64_t kMaxWorkers = 4096;
+constexpr IntRange kSteps{0, kMaxConfigSteps};          // a step count or interval, 0 allowed
+constexpr IntRange kPositiveSteps{1, kMaxConfigSteps};  // a step count or interval, at least 1
+constexpr RealRange kSeconds{0.001, kMaxConfigSeconds};
+constexpr IntRange kWidth{1, int64_t{1} << 20};  // a layer width
+constexpr size_t kMaxHiddenLayers = 64;
+
+KeyEntry int_key(const char* name, const char* help, int64_t C::*field, IntRange range) {
+  KeyEntry e{{name, help, false, range.text()}, {}};
+  e.handler.set = [field, range](C& c, std::string_view k, std::string_view v) {
+    c.*field = parse_int(k, v, range);
+  };
+  e.handler.get = [field](const C& c) { return std::to_string(c.*field); };
+  e.handler.check = [field, range](const C& c, std::string_view k) {
+    check_int(k, c.*field, range);
+  };
+  return e;
 }
 
-std::string trim(std::string_view s) {
-  size_t b = 0, e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  return std::string(s.substr(b, e - b));
+// A positive integer whose 0 in the struct means "not set" (global_batch, per_worker_batch): the
+// text form of 0 is "", and a text value must lie in `range`.
+KeyEntry unset_or_int_key(const char* name, const char* help, int64_t C::*field, IntRange range) {
+  KeyEntry e = int_key(name, help, field, range);
+  e.handler.get = [field](const C& c) { return c.*field == 0 ? "" : std::to_string(c.*field); };
+  e.handler.check = [field, range](const C& c, std::string_view k) {
+    if (c.*field != 0) check_int(k, c.*field, range);
+  };
+  return e;
 }
 
-int64_t parse_int(std::string_view key, std::string_view text) {
-  std::string t = trim(text);
-  int64_t v = 0;
-  auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
-  if (t.empty() || ec != std::errc() || p != t.data() + t.size()) bad_value(key, text, "an integer");
-  return v;
+KeyEntry real_key(const char* name, const char* help, double C::*field, RealRange range) {
+  KeyEntry e{{name, help, false, range.text()}, {}};
+  e.handler.set = [field, range](C& c, std::string_view k, std::string_view v) {
+    c.*field = parse_real(k, v, range);
+  };
+  e.handler.get = [field](const C& c) { return format_real(c.*field); };
+  e.handler.check = [field, range](const C& c, std::string_view k) {
+    check_real(k, c.*field, range);
+  };
+  return e;
 }
 
-double parse_double(std::string_view key, std::string_view text) {
-  std::string t = trim(text);
-  char* end = nullptr;
-  double v = t.empty() ? 0 : std::strtod(t.c_str(), &end);
-  if (t.empty() || end != t.c_str() + t.size() || !std::isfinite(v)) bad_value(key, text, "a number");
-  return v;
+KeyEntry bool_key(const char* name, const char* help, bool C::*field) {
+  KeyEntry e{{name, help, true, "true | false"}, {}};
+  e.handler.set = [field](C& c, std::string_view k, std::string_view v) {
+    c.*field = parse_bool(k, v);
+  };
+  e.handler.get = [field](const C& c) { return std::string(c.*field ? "true" : "false"); };
+  return e;
 }
 
-bool parse_bool(std::string_view key, std::string_view text) {
-  std::string t = trim(text);
-  if (t == "true" || t == "1" || t == "yes" || t == "on") return true;
-  if (t == "false" || t == "0" || t == "no" || t == "off") return false;
-  bad_value(key, text, "true or false");
+// Free text (names and paths; the names are checked by validate_config).
+KeyEntry string_key(const char* name, const char* help, std::string C::*field) {
+  KeyEntry e{{name, help, false, ""}, {}};
+  e.handler.set = [field](C& c, std::string_view, std::string_view v) { c.*field = trim(v); };
+  e.handler.get = [field](const C& c) { return c.*field; };
+  return e;
 }
 
-// "256,128", "[256, 128]" or "" (an empty list).
-std::vector<int64_t> parse_int_list(std::string_view key, std::string_view text) {
-  std::string t = trim(text);
-  if (!t.empty() && t.front() == '[') {
-    if (t.back() != ']') bad_value(key, text, "a list like [256, 128]");
-    t = t.substr(1, t.size() - 2);
-  }
-  std::vector<int64_t> out;
-  if (trim(t).empty()) return out;
-  std::stringstream ss(t);
-  std::string item;
-  while (std::getline(ss, item, ',')) out.push_back(parse_int(key, item));
-  return out;
+KeyEntry seed_key() {
+  KeyEntry e{{"seed", "seed of initialisation and data order", false,
+              "0.." + std::to_string(std::numeric_limits<uint64_t>::max())},
+             {}};
+  e.handler.set = [](C& c, std::string_view k, std::string_view v) { c.seed = parse_uint64(k, v); };
+  e.handler.get = [](const C& c) { return std::to_string(c.seed); };
+  return e;
 }
 
-std::string format_double(double v) {
-  std::ostringstream os;
-  os.precision(17);
-  os << v;
-  return os.str();
+KeyEntry optimizer_key() {
+  KeyEntry e{{"optimizer", "sgd (with momentum) | adam | adamw", false, "sgd | adam | adamw"}, {}};
+  e.handler.set = [](C& c, std::string_view k, std::string_view v) {
+    std::string t = trim(v);
+    if (t == "sgd")
+      c.optimizer = OptimizerKind::kSgd;
+    else if (t == "adam")
+      c.optimizer = OptimizerKind::kAdam;
+    else if (t == "adamw")
+      c.optimizer = OptimizerKind::kAdamW;
+    else
+      bad_value(k, v, "sgd, adam or adamw");
+  };
+  e.handler.get = [](const C& c) { return std::string(optimizer_name(c.optimizer)); };
+  return e;
 }
 
-template <typename Field>
-KeyHandler int_key(Field TrainConfig::*field) {
-  return {[field](TrainConfig& c, std::string_view k, std::string_view v) {
-            c.*field = static_cast<Field>(parse_int(k, v));
-          },
-          [field](const TrainConfig& c) { return std::to_string(c.*field); }};
+KeyEntry schedule_key() {
+  KeyEntry e{{"schedule", "learning-rate schedule: constant | warmup-cosine | step", false,
+              "constant | warmup-cosine | step"},
+             {}};
+  e.handler.set = [](C& c, std::string_view k, std::string_view v) {
+    std::string t = trim(v);
+    if (t == "constant")
+      c.schedule = LrScheduleKind::kConstant;
+    else if (t == "warmup-cosine" || t == "cosine")
+      c.schedule = LrScheduleKind::kWarmupCosine;
+    else if (t == "step")
+      c.schedule = LrScheduleKind::kStep;
+    else
+      bad_value(k, v, "constant, warmup-cosine or step");
+  };
+  e.handler.get = [](const C& c) { return std::string(lr_schedule_name(c.schedule)); };
+  return e;
 }
 
-KeyHandler double_key(double TrainConfig::*field) {
-  return {[field](TrainConfig& c, std::string_view k, std::string_view v) {
-            c.*field = parse_double(k, v);
-          },
-          [field](const TrainConfig& c) { return format_double(c.*field); }};
+KeyEntry hidden_key() {
+  KeyEntry e{{"hidden", "mlp hidden layer widths, e.g. 256,128", false,
+              "0.." + std::to_string(kMaxHiddenLayers) + " widths in " + kWidth.text()},
+             {}};
+  e.handler.set = [](C& c, std::string_view k, std::string_view v) {
+    c.hidden = parse_int_list(k, v, kWidth, kMaxHiddenLayers);
+  };
+  e.handler.get = [](const C& c) {
+    if (c.hidden.empty()) return std::string("[]");
+    std::string out;
+    for (size_t i = 0; i < c.hidden.size(); ++i) {
+      out += (i ? "," : "") + std::to_string(c.hidden[i]);
+    }
+    return out;
+  };
+  e.handler.check = [](const C& c, std::string_view k) {
+    if (c.hidden.size() > kMaxHiddenLayers) {
+      bad_value(k, std::to_string(c.hidden.size()) + " widths",
+                "at most " + std::to_string(kMaxHiddenLayers));
+    }
+    for (int64_t h : c.hidden) check_int(k, h, kWidth);
+  };
+  e.handler.list = true;
+  return e;
 }
 
-KeyHandler bool_key(bool TrainConfig::*field) {
-  return {[field](TrainConfig& c, std::string_view k, std::string_view v) {
-            c.*field = parse_bool(k, v);
-          },
-          [field](const TrainConfig& c) { return std::string(c.*field ? "true" : "false"); }};
-}
-
-KeyHandler string_key(std::string TrainConfig::*field) {
-  return {[field](TrainConfig& c, std::string_view, std::string_view v) { c.*field = trim(v); },
-          [field](const TrainConfig& c) { return c.*field; }};
-}
-
-KeyHandler optimizer_key() {
-  return {[](TrainConfig& c, std::string_view k, std::string_view v) {
-            std::string t = trim(v);
-            if (t == "sgd") c.optimizer = OptimizerKind::kSgd;
-            else if (t == "adam") c.optimizer = OptimizerKind::kAdam;
-            else if (t == "adamw") c.optimizer = OptimizerKind::kAdamW;
-            else bad_value(k, v, "sgd, adam or adamw");
-          },
-          [](const TrainConfig& c) { return std::string(optimizer_name(c.optimizer)); }};
-}
-
-KeyHandler schedule_key() {
-  return {[](TrainConfig& c, std::string_view k, std::string_view v) {
-            std::string t = trim(v);
-            if (t == "constant") c.schedule = LrScheduleKind::kConstant;
-            else if (t == "warmup-cosine" || t == "cosine") c.schedule = LrScheduleKind::kWarmupCosine;
-            else if (t == "step") c.schedule = LrScheduleKind::kStep;
-            else bad_value(k, v, "constant, warmup-cosine or step");
-          },
-          [](const TrainConfig& c) { return std::string(lr_schedule_name(c.schedule)); }};
-}
-
-KeyHandler hidden_key() {
-  return {[](TrainConfig& c, std::string_view k, std::string_view v) {
-            c.hidden = parse_int_list(k, v);
-          },
-          [](const TrainConfig& c) {
-            if (c.hidden.empty()) return std::string("[]");
-            std::string out;
-            for (size_t i = 0; i < c.hidden.size(); ++i) {
-              out += (i ? "," : "") + std::to_string(c.hidden[i]);
-            }
-            return out;
-          }};
+// Checked by parsing (parse_checkpoint_every) at set time and by validate_config.
+KeyEntry checkpoint_every_key() {
+  KeyEntry e = string_key("checkpoint_every",
+                          "checkpoint interval: N (optimizer steps) or Ts (seconds), e.g. 30s",
+                          &C::checkpoint_every);
+  e.key.range = kPositiveSteps.text() + " steps, or " +
+                RealRange{0, kMaxConfigSeconds, true, false}.text() + " seconds as Ts";
+  e.handler.set = [](C& c, std::string_view, std::string_view v) {
+    parse_checkpoint_every(v);
+    c.checkpoint_every = trim(v);
+  };
+  e.handler.check = [](const C& c, std::string_view) {
+    parse_checkpoint_every(c.checkpoint_every);
+  };
+  return e;
 }
 
 std::vector<KeyEntry> make_table() {
-  using C = TrainConfig;
   return {
-      {{"config", "config file (JSON, or flat YAML `key: value`); flags override it"},
-       string_key(&C::config_file)},
-      {{"model", "model: linreg | logreg | mlp | cnn | transformer"}, string_key(&C::model)},
-      {{"hidden", "mlp hidden layer widths, e.g. 256,128"}, hidden_key()},
-      {{"layers", "transformer blocks"}, int_key(&C::layers)},
-      {{"width", "transformer model width"}, int_key(&C::width)},
-      {{"heads", "transformer attention heads"}, int_key(&C::heads)},
-      {{"context", "transformer context length (tokens)"}, int_key(&C::context)},
-      {{"dataset", "dataset: fashion-mnist | synthetic-linear | text"}, string_key(&C::dataset)},
-      {{"data_dir", "directory of the dataset files (default: the dataset's own)"},
-       string_key(&C::data_dir)},
-      {{"dataset_size", "training samples of a synthetic dataset (0 = its default)"},
-       int_key(&C::dataset_size)},
-      {{"epochs", "passes over the training split"}, int_key(&C::epochs)},
-      {{"max_steps", "stop after this many optimizer steps (0 = no limit)"},
-       int_key(&C::max_steps)},
-      {{"global_batch", "samples per optimizer step over all workers (default 128)"},
-       int_key(&C::global_batch)},
-      {{"per_worker_batch", "samples per optimizer step on each worker"},
-       int_key(&C::per_worker_batch)},
-      {{"grad_accumulation", "micro-batches per optimizer step (sync on the last only)"},
-       int_key(&C::grad_accumulation)},
-      {{"local_sgd_period", "local SGD: average parameters every H steps (0 = off)"},
-       int_key(&C::local_sgd_period)},
-      {{"compress", "gradient compression: none | fp16 | bf16 | topk:R | randomk:R | qsgd:LEVELS | "
-                    "sign | 2bit:THRESHOLD | powersgd:RANK [+ef|+noef]"},
-       string_key(&C::compress)},
-      {{"compress_warmup_steps", "optimizer steps synchronized dense before compression starts"},
-       int_key(&C::compress_warmup_steps)},
-      {{"optimizer", "sgd (with momentum) | adam | adamw"}, optimizer_key()},
-      {{"lr", "peak learning rate"}, double_key(&C::lr)},
-      {{"momentum", "SGD momentum"}, double_key(&C::momentum)},
-      {{"weight_decay", "weight decay (decoupled for adamw)"}, double_key(&C::weight_decay)},
-      {{"schedule", "learning-rate schedule: constant | warmup-cosine | step"}, schedule_key()},
-      {{"warmup_steps", "linear warm-up steps"}, int_key(&C::warmup_steps)},
-      {{"step_size", "step schedule: steps between decays"}, int_key(&C::step_size)},
-      {{"gamma", "step schedule: decay factor"}, double_key(&C::gamma)},
-      {{"min_lr", "cosine schedule: final learning rate"}, double_key(&C::min_lr)},
-      {{"seed", "seed of initialisation and data order"}, int_key(&C::seed)},
-      {{"eval_every", "evaluate every N steps (0 = end of each epoch)"}, int_key(&C::eval_every)},
-      {{"eval_batch", "samples per forward pass in evaluation"}, int_key(&C::eval_batch)},
-      {{"log_every", "metrics / progress every N steps"}, int_key(&C::log_every)},
-      {{"threads", "intra-op threads per worker (0 = LibTorch default)"}, int_key(&C::threads)},
-      {{"bucket_mb", "gradient bucket size, MiB"}, double_key(&C::bucket_mb)},
-      {{"metrics", "JSON-lines metrics file ('-' = stdout, '' = none)"}, string_key(&C::metrics)},
-      {{"timeout_s", "bound on each communication operation, seconds"}, double_key(&C::timeout_s)},
-      {{"progress_nice", "nice value of the communication event loop, 0..19 (docs/training.md)"},
-       int_key(&C::progress_nice)},
-      {{"quiet", "no progress output (the summary is still printed)", true}, bool_key(&C::quiet)},
-      {{"checkpoint_dir", "directory for checkpoints ('' = none)"}, string_key(&C::checkpoint_dir)},
-      {{"checkpoint_every", "checkpoint interval: N (optimizer steps) or Ts (seconds), e.g. 30s"},
-       string_key(&C::checkpoint_every)},
-      {{"keep_checkpoints", "complete checkpoints to keep (0 = all)"},
-       int_key(&C::keep_checkpoints)},
-      {{"resume", "resume: '' (fresh) | auto (newest good checkpoint in checkpoint_dir) | PATH"},
-       string_key(&C::resume)},
-      {{"elastic", "re-form the group and go on when a worker dies (docs/elastic.md)", true},
-       bool_key(&C::elastic)},
-      {{"min_workers", "elastic: stop below this many workers (0 = 1)"}, int_key(&C::min_workers)},
-      {{"max_workers", "elastic: at most this many workers (0 = nproc)"},
-       int_key(&C::max_workers)},
-      {{"commit_every", "elastic: in-memory commit every N optimizer steps"},
-       int_key(&C::commit_every)},
-      {{"heartbeat_timeout_s", "elastic: a worker silent this long is declared dead, seconds"},
-       double_key(&C::heartbeat_timeout_s)},
-      {{"rendezvous_timeout_s", "elastic: longest wait for min_workers to gather, seconds"},
-       double_key(&C::rendezvous_timeout_s)},
-      {{"fault", "fault injection: kill:rank=R,step=S | delay:rank=R,ms=M[,step=S] | "
-                 "drop:rank=R,step=S (';' between several)"},
-       string_key(&C::fault)},
-      {{"nproc", "dtrain run: number of local workers"}, int_key(&C::nproc)},
-      {{"compare_single", "dtrain run: also train on one process and compare", true},
-       bool_key(&C::compare_single)},
+      string_key("config", "config file (JSON, or flat YAML `key: value`); flags override it",
+                 &C::config_file),
+      string_key("model", "model: linreg | logreg | mlp | cnn | transformer", &C::model),
+      hidden_key(),
+      int_key("layers", "transformer blocks", &C::layers, {1, 1024}),
+      int_key("width", "transformer model width", &C::width, {1, 65536}),
+      int_key("heads", "transformer attention heads (must divide width)", &C::heads, {1, 1024}),
+      int_key("context", "transformer context length (tokens)", &C::context, {1, 65536}),
+      string_key("dataset", "dataset: fashion-mnist | synthetic-linear | text", &C::dataset),
+      string_key("data_dir", "directory of the dataset files (default: the dataset's own)",
+                 &C::data_dir),
+      int_key("dataset_size", "training samples of a synthetic dataset (0 = its default)",
+              &C::dataset_size, {0, 1'000'000'000}),
+      int_key("epochs", "passes over the training split", &C::epochs, {1, 1'000'000}),
+      int_key("max_steps", "stop after this many optimizer steps (0 = no limit)", &C::max_steps,
+              kSteps),
+      unset_or_int_key("global_batch", "samples per optimizer step over all workers (default 128)",
+                       &C::global_batch, {1, kMaxBatch}),
+      unset_or_int_key("per_worker_batch", "samples per optimizer step on each worker",
+                       &C::per_worker_batch, {1, kMaxBatch}),
+      int_key("grad_accumulation", "micro-batches per optimizer step (sync on the last only)",
+              &C::grad_accumulation, {1, kMaxBatch}),
+      int_key("local_sgd_period", "local SGD: average parameters every H steps (0 = off)",
+              &C::local_sgd_period, kSteps),
+      string_key("compress",
+                 "gradient compression: none | fp16 | bf16 | topk:R | randomk:R | qsgd:LEVELS | "
+                 "sign | 2bit:THRESHOLD | powersgd:RANK [+ef|+noef]",
+                 &C::compress),
+      int_key("compress_warmup_steps", "optimizer steps synchronized dense before compression",
+              &C::compress_warmup_steps, kSteps),
+      optimizer_key(),
+      real_key("lr", "peak learning rate", &C::lr, {0, 1000, true, false}),
+      real_key("momentum", "SGD momentum", &C::momentum, {0, 1, false, true}),
+      real_key("weight_decay", "weight decay (decoupled for adamw)", &C::weight_decay, {0, 100}),
+      schedule_key(),
+      int_key("warmup_steps", "linear warm-up steps", &C::warmup_steps, kSteps),
+      int_key("step_size", "step schedule: steps between decays", &C::step_size, kPositiveSteps),
+      real_key("gamma", "step schedule: decay factor", &C::gamma, {0, 1, true, false}),
+      real_key("min_lr", "cosine schedule: final learning rate (at most lr)", &C::min_lr,
+               {0, 1000}),
+      seed_key(),
+      int_key("eval_every", "evaluate every N steps (0 = end of each epoch)", &C::eval_every,
+              kSteps),
+      int_key("eval_batch", "samples per forward pass in evaluation", &C::eval_batch,
+              {1, kMaxBatch}),
+      int_key("log_every", "metrics / progress every N steps", &C::log_every, kPositiveSteps),
+      int_key("threads", "intra-op threads per worker (0 = LibTorch default)", &C::threads,
+              {0, 1024}),
+      real_key("bucket_mb", "gradient bucket size, MiB", &C::bucket_mb, {0.001, 65536}),
+      string_key("metrics", "JSON-lines metrics file ('-' = stdout, '' = none)", &C::metrics),
+      real_key("timeout_s", "bound on each communication operation, seconds", &C::timeout_s,
+               kSeconds),
+      int_key("progress_nice", "nice value of the communication event loop (docs/training.md)",
+              &C::progress_nice, {0, 19}),
+      bool_key("quiet", "no progress output (the summary is still printed)", &C::quiet),
+      string_key("checkpoint_dir", "directory for checkpoints ('' = none)", &C::checkpoint_dir),
+      checkpoint_every_key(),
+      int_key("keep_checkpoints", "complete checkpoints to keep (0 = all)", &C::keep_checkpoints,
+              {0, 1'000'000}),
+      string_key("resume",
+                 "resume: '' (fresh) | auto (newest good checkpoint in checkpoint_dir) | PATH",
+                 &C::resume),
+      bool_key("elastic", "re-form the group and go on when a worker dies (docs/elastic.md)",
+               &C::elastic),
+      int_key("min_workers", "elastic: stop below this many workers (0 = 1)", &C::min_workers,
+              {0, kMaxWorkers}),
+      int_key("max_workers", "elastic: at most this many workers (0 = nproc)", &C::max_workers,
+              {0, kMaxWorkers}),
+      int_key("commit_every", "elastic: in-memory commit every N optimizer steps", &C::commit_every,
+              kPositiveSteps),
+      real_key("heartbeat_timeout_s", "elastic: a worker silent this long is declared dead, s",
+               &C::heartbeat_timeout_s, kSeconds),
+      real_key("rendezvous_timeout_s", "elastic: longest wait for min_workers to gather, s",
+               &C::rendezvous_timeout_s, kSeconds),
+      string_key("fault",
+                 "fault injection: kill:rank=R,step=S | delay:rank=R,ms=M[,step=S] | "
+                 "drop:rank=R,step=S (';' between several)",
+                 &C::fault),
+      int_key("nproc", "dtrain run: number of local workers", &C::nproc, {1, kMaxWorkers}),
+      bool_key("compare_single", "dtrain run: also train on one process and compare",
+               &C::compare_single),
   };
 }
 
@@ -232,6 +280,12 @@ const KeyEntry& find_key(std::string_view key) {
   }
   throw InvalidArgumentError("unknown config key '" + std::string(key) +
                              "' (see `dtrain train --help` for the accepted keys)");
+}
+
+void check_key_ranges(const TrainConfig& config) {
+  for (const KeyEntry& e : key_table()) {
+    if (e.handler.check) e.handler.check(config, e.key.name);
+  }
 }
 
 const std::vector<ConfigKey>& train_config_keys() {
@@ -269,18 +323,24 @@ std::vector<std::string> config_to_args(const TrainConfig& config) {
 
 std::string_view optimizer_name(OptimizerKind kind) {
   switch (kind) {
-    case OptimizerKind::kSgd: return "sgd";
-    case OptimizerKind::kAdam: return "adam";
-    case OptimizerKind::kAdamW: return "adamw";
+    case OptimizerKind::kSgd:
+      return "sgd";
+    case OptimizerKind::kAdam:
+      return "adam";
+    case OptimizerKind::kAdamW:
+      return "adamw";
   }
   return "?";
 }
 
 std::string_view lr_schedule_name(LrScheduleKind kind) {
   switch (kind) {
-    case LrScheduleKind::kConstant: return "constant";
-    case LrScheduleKind::kWarmupCosine: return "warmup-cosine";
-    case LrScheduleKind::kStep: return "step";
+    case LrScheduleKind::kConstant:
+      return "constant";
+    case LrScheduleKind::kWarmupCosine:
+      return "warmup-cosine";
+    case LrScheduleKind::kStep:
+      return "step";
   }
   return "?";
 }

@@ -1,11 +1,13 @@
 // `dtrain run` / `dtrain train` end to end through the built binary (DTRAIN_BINARY_DIR/dtrain).
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <regex>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -14,11 +16,15 @@ struct Output {
   std::string text;
 };
 
-// Runs `dtrain ARGS` with stdout and stderr captured; the exit code of the binary.
-Output run_dtrain(const std::string& args) {
+// Starts `dtrain ARGS` with stdout and stderr captured into a pipe.
+FILE* start_dtrain(const std::string& args) {
   std::string cmd = std::string(DTRAIN_BINARY_DIR) + "/dtrain " + args + " 2>&1";
+  return popen(cmd.c_str(), "r");
+}
+
+// Reads a started dtrain's output to the end; its exit code.
+Output finish_dtrain(FILE* pipe) {
   Output out;
-  FILE* pipe = popen(cmd.c_str(), "r");
   if (!pipe) return out;
   char buf[4096];
   size_t n;
@@ -26,6 +32,11 @@ Output run_dtrain(const std::string& args) {
   int status = pclose(pipe);
   out.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return out;
+}
+
+// Runs `dtrain ARGS` with stdout and stderr captured; the exit code of the binary.
+Output run_dtrain(const std::string& args) {
+  return finish_dtrain(start_dtrain(args));
 }
 
 TEST(TrainerCliTest, RunLinregOnTwoWorkersPrintsTheClassicLines) {
@@ -48,8 +59,9 @@ TEST(TrainerCliTest, BadConfigExitsWithTwoAndNamesTheKey) {
   EXPECT_EQ(unknown.code, 2) << unknown.text;
   EXPECT_NE(unknown.text.find("epochz"), std::string::npos) << unknown.text;
 
-  Output indivisible = run_dtrain("run --nproc 2 --global-batch 33 --model linreg "
-                                  "--dataset synthetic-linear");
+  Output indivisible = run_dtrain(
+      "run --nproc 2 --global-batch 33 --model linreg "
+      "--dataset synthetic-linear");
   EXPECT_EQ(indivisible.code, 2) << indivisible.text;
   EXPECT_NE(indivisible.text.find("global_batch"), std::string::npos) << indivisible.text;
 
@@ -61,6 +73,60 @@ TEST(TrainerCliTest, BadConfigExitsWithTwoAndNamesTheKey) {
   EXPECT_EQ(file.code, 2) << file.text;
   EXPECT_NE(file.text.find("learning_rate"), std::string::npos) << file.text;
   std::filesystem::remove(path);
+}
+
+// Input the config layer must refuse before anything starts: exit 2, the message names the key
+// (or the file), never "internal", and no value the user did not give (DTRAIN_TIMEOUT_MS).
+TEST(TrainerCliTest, BadNumbersAndFilesExitWithTwoAndNameTheKey) {
+  auto dir =
+      std::filesystem::temp_directory_path() / ("dtrain_cli_input_" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::string path = (dir / name).string();
+    FILE* f = fopen(path.c_str(), "w");
+    fputs(text.c_str(), f);
+    fclose(f);
+    return path;
+  };
+  struct Case {
+    std::string args;
+    std::string names;  // the message must contain this
+  };
+  const Case cases[] = {
+      {"run --config " + dir.string(), "directory"},
+      {"run --config /dev/zero", "/dev/zero"},
+      {"run --config " + write("dup.json", R"({"epochs": 1, "epochs": 2})"), "'epochs'"},
+      {"run --config " + write("nested.json", R"({"hidden": [[512], 256]})"), "'hidden'"},
+      {"run --config " + write("huge.json", R"({"lr": 1e400})"), "'lr'"},
+      {"run --global-batch 0", "'global_batch'"},
+      {"run --nproc 4294967298", "'nproc'"},
+      {"run --epochs 9223372036854775807", "'epochs'"},  // with --max-steps: 0 steps, exit 0
+      {"run --lr 1e300", "'lr'"},
+      {"run --timeout-s 1e300", "'timeout_s'"},
+      {"train --eval-batch 9223372036854775807", "'eval_batch'"},
+  };
+  // Where the old code accepted the input, it trained: keep that short. All cases run at once
+  // (each process spends its time loading LibTorch).
+  const std::string fast = " --model linreg --dataset synthetic-linear --max-steps 2";
+  std::vector<FILE*> started;
+  for (const Case& c : cases) started.push_back(start_dtrain(c.args + fast));
+  for (size_t i = 0; i < started.size(); ++i) {
+    const Case& c = cases[i];
+    Output out = finish_dtrain(started[i]);
+    EXPECT_EQ(out.code, 2) << c.args << "\n" << out.text;
+    EXPECT_NE(out.text.find(c.names), std::string::npos) << c.args << "\n" << out.text;
+    EXPECT_EQ(out.text.find("internal"), std::string::npos) << c.args << "\n" << out.text;
+    EXPECT_EQ(out.text.find("DTRAIN_TIMEOUT_MS"), std::string::npos) << c.args << "\n" << out.text;
+    EXPECT_EQ(out.text.find("Epoch:"), std::string::npos) << "trained: " << c.args;
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// `dtrain launch --nproc` takes an int: a value that does not fit is a usage error, not a wrap.
+TEST(TrainerCliTest, LaunchRefusesAnNprocThatDoesNotFit) {
+  Output out = run_dtrain("launch --nproc 4294967298 -- true");
+  EXPECT_EQ(out.code, 2) << out.text;
+  EXPECT_NE(out.text.find("--nproc"), std::string::npos) << out.text;
 }
 
 }  // namespace
