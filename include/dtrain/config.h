@@ -84,6 +84,9 @@ struct TrainConfig {
   // 19 is fastest when the job has its cores to itself and starves communication when other work
   // keeps them busy; 0 (default) leaves it at the worker's priority, under SCHED_BATCH.
   int64_t progress_nice = 0;
+  // The communicator's transport (CommOptions::transport): "tcp", dtrain's own, whose every
+  // connection is authenticated with the run's secret; or "gloo", Gloo's unauthenticated one.
+  std::string transport = "tcp";
   bool quiet = false;  // no progress bar / progress lines (summary still printed)
 
   // Checkpoints (docs/checkpoints.md). Saving is on when checkpoint_dir is set: every

@@ -122,9 +122,10 @@ class ElasticRendezvous {
   // so the worker's launcher kills it. Idempotent apart from the counter.
   void expel(const std::string& worker_id, int64_t round, Deadline deadline);
 
-  // A Gloo communicator for the members of `membership`'s round (collective over its members;
-  // keys under membership.comm_prefix). InvalidArgumentError for a below-minimum membership;
-  // create_gloo's errors otherwise (TimeoutError when a member never connects).
+  // A communicator (over options.transport) for the members of `membership`'s round (collective
+  // over its members; keys under membership.comm_prefix). InvalidArgumentError for a
+  // below-minimum membership; Communicator::create's errors otherwise (TimeoutError when a member
+  // never connects).
   std::unique_ptr<Communicator> connect(const Membership& membership, CommOptions options) const;
 
   const std::string& worker_id() const { return worker_id_; }

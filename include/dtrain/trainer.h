@@ -74,27 +74,27 @@ struct StepPhases {
 struct TrainResult {
   int world_size = 1;
   int64_t global_batch = 0;
-  int64_t steps = 0;              // optimizer steps taken
-  int64_t samples = 0;            // training samples consumed, all ranks together
-  double wall_seconds = 0;        // from the first step to the end of the last evaluation
-  double samples_per_sec = 0;     // samples / training time (evaluation excluded)
-  double final_train_loss = 0;    // mean loss over the last epoch (over all ranks)
-  std::vector<double> epoch_losses;  // mean training loss of each epoch (over all ranks)
-  double test_loss = 0;           // mean loss over the whole test split
+  int64_t steps = 0;                    // optimizer steps taken
+  int64_t samples = 0;                  // training samples consumed, all ranks together
+  double wall_seconds = 0;              // from the first step to the end of the last evaluation
+  double samples_per_sec = 0;           // samples / training time (evaluation excluded)
+  double final_train_loss = 0;          // mean loss over the last epoch (over all ranks)
+  std::vector<double> epoch_losses;     // mean training loss of each epoch (over all ranks)
+  double test_loss = 0;                 // mean loss over the whole test split
   std::optional<double> test_accuracy;  // fraction in [0, 1]; unset for regression
-  uint64_t bytes_communicated = 0;  // payload bytes sent by all ranks together
-  double comm_seconds = 0;          // time this rank waited for gradient/parameter averaging
-  StepPhases phases;                // this rank's own (the summary prints rank 0's)
+  uint64_t bytes_communicated = 0;      // payload bytes sent by all ranks together
+  double comm_seconds = 0;              // time this rank waited for gradient/parameter averaging
+  StepPhases phases;                    // this rank's own (the summary prints rank 0's)
   // Elastic runs: groups re-formed after a failure or to admit joiners, and optimizer steps
   // trained twice because a failure rolled the group back to its last in-memory commit.
   int64_t recoveries = 0;
   int64_t steps_lost = 0;
-  double commit_seconds = 0;  // this rank's time taking in-memory commits (elastic)
-  bool interrupted = false;  // internal: a round ended to re-form (never returned by train())
-  int rank = 0;              // this process's rank in the (final) group
-  int64_t checkpoints_saved = 0;         // saves this run took part in (0 without checkpoint_dir)
-  double checkpoint_stall_seconds = 0;   // this rank's training time spent in them (capture,
-                                         // gather, queueing; the writes run in the background)
+  double commit_seconds = 0;      // this rank's time taking in-memory commits (elastic)
+  bool interrupted = false;       // internal: a round ended to re-form (never returned by train())
+  int rank = 0;                   // this process's rank in the (final) group
+  int64_t checkpoints_saved = 0;  // saves this run took part in (0 without checkpoint_dir)
+  double checkpoint_stall_seconds = 0;  // this rank's training time spent in them (capture,
+                                        // gather, queueing; the writes run in the background)
   std::string model;
   std::string dataset;
   // The trained model (identical on every rank unless local SGD ended between averagings).
@@ -127,11 +127,16 @@ TrainResult train(const TrainConfig& config, const ModelHandle& model, const Dat
 // started later joins at the next commit. Returns the result of the final group (result.rank is
 // this worker's rank in it). Throws AbortedError "elastic: only K workers (minimum M); stopping"
 // when the group falls below the minimum, and the errors of train() for bad configs and data.
+// `secret` is the run's secret (DTRAIN_SECRET); it keys the connection handshakes of every round's
+// communicator (CommOptions::secret) and never travels. Empty: each round draws a random key and
+// passes it through the store (as private as the store's traffic).
 TrainResult train_elastic(const TrainConfig& config, std::shared_ptr<Store> store, int worker_id,
-                          std::ostream& log, const TrainOutput& output = {});
+                          std::ostream& log, const TrainOutput& output = {},
+                          const std::string& secret = {});
 TrainResult train_elastic(const TrainConfig& config, const ModelHandle& model,
                           const DataSplits& data, std::shared_ptr<Store> store, int worker_id,
-                          std::ostream& log, const TrainOutput& output = {});
+                          std::ostream& log, const TrainOutput& output = {},
+                          const std::string& secret = {});
 
 // The summary table. With `single` (the same config on one process), adds its column, the
 // speedup (single wall time / distributed wall time) and the accuracy difference.

@@ -33,6 +33,17 @@ int run_launch(LaunchFlags& flags) {
   return launch(options);
 }
 
+// CLI11 reads "010" as octal and "0x10" as hex; counts on a command line are decimal.
+CLI::Validator decimal() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        bool digits = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+        bool leading_zero = text.size() > 1 && text[0] == '0';  // CLI11 would read it as octal
+        return digits && !leading_zero ? "" : "'" + text + "' is not a decimal integer";
+      },
+      "DECIMAL");
+}
+
 }  // namespace
 
 void add_bind_to_flag(CLI::App& sub, std::string& value) {
@@ -62,12 +73,15 @@ Subcommand add_launch_command(CLI::App& parent) {
       "launch", "Start the workers of one node: dtrain launch --nproc N [options] -- CMD ARGS...");
   sub->add_option("--nproc", o.nproc, "workers on this node")
       ->required()
+      ->check(decimal())
       ->check(CLI::Range(1, 4096));
   sub->add_option("--nnodes", o.nnodes, "nodes in the job")
       ->capture_default_str()
+      ->check(decimal())
       ->check(CLI::Range(1, 4096));
   sub->add_option("--node-rank", o.node_rank, "this node's rank, in [0, nnodes)")
       ->capture_default_str()
+      ->check(decimal())
       ->check(CLI::NonNegativeNumber);
   sub->add_option(
       "--store", o.store_addr,
@@ -80,9 +94,11 @@ Subcommand add_launch_command(CLI::App& parent) {
                   "address the workers' transports listen on (passed as DTRAIN_LISTEN_HOST)");
   sub->add_option("--grace-ms", flags->grace_ms, "milliseconds between SIGTERM and SIGKILL")
       ->capture_default_str()
+      ->check(decimal())
       ->check(CLI::Range(int64_t{0}, int64_t{3600000}));
   sub->add_option("--timeout-ms", flags->timeout_ms,
                   "bound on each collective, passed to workers as DTRAIN_TIMEOUT_MS")
+      ->check(decimal())
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
   sub->add_flag("--no-prefix", flags->no_prefix, "pass the workers' output through unchanged");
   add_bind_to_flag(*sub, flags->bind_to);

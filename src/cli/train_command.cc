@@ -83,7 +83,7 @@ int run_train(const WorkerFlags& flags) {
       store_options.connect_timeout = comm_options.connect_timeout;
       auto store = std::make_shared<PrefixStore>(
           world.run_id, TcpStore::connect(world.store_addr, store_options));
-      result = train_elastic(config, store, world.rank, std::cout, output);
+      result = train_elastic(config, store, world.rank, std::cout, output, world.secret);
       rank = result.rank;
     } else {
       std::unique_ptr<Communicator> comm;

@@ -191,7 +191,7 @@ std::unique_ptr<Communicator> ElasticRendezvous::connect(const Membership& membe
                                " is below the minimum; nothing to connect");
   }
   auto store = std::make_shared<PrefixStore>(membership.comm_prefix, base_);
-  return Communicator::create_gloo(store, membership.rank, membership.world, std::move(options));
+  return Communicator::create(store, membership.rank, membership.world, std::move(options));
 }
 
 }  // namespace dtrain

@@ -7,6 +7,7 @@
 #include "dtrain/launch.h"
 
 #include <sched.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -154,8 +155,28 @@ std::vector<int> allowed_cpus() {
 
 }  // namespace
 
+namespace {
+
+// The hosted store serves several connections per worker and the supervisor holds two pipes per
+// worker, and each worker holds a connection per peer: the usual soft limit of 1024 open files
+// is too small for large jobs. Raises it towards the hard limit (at most 65536; the workers
+// inherit it). Best effort: a refusal leaves the limit as it was.
+void raise_open_file_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  const rlim_t want = std::min<rlim_t>(limit.rlim_max, 65536);
+  if (limit.rlim_cur >= want) return;
+  limit.rlim_cur = want;
+  if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    spdlog::debug("could not raise the open-file limit: {}", std::strerror(errno));
+  }
+}
+
+}  // namespace
+
 int launch(const LaunchOptions& options) {
   validate_launch_options(options);
+  raise_open_file_limit();
   const char* path_env = std::getenv("PATH");
   std::string path = launcher::resolve_executable(options.command[0], path_env ? path_env : "");
 

@@ -178,7 +178,7 @@ std::string Checkpointer::describe() const {
 
 std::optional<TrainSnapshot> load_for_resume(const TrainConfig& config, const ModelSignature& live,
                                              Communicator* comm, std::ostream& log,
-                                             std::string* path) {
+                                             int64_t train_examples, std::string* path) {
   if (config.resume.empty()) return std::nullopt;
   const int rank = comm ? comm->rank() : 0;
   const int world = comm ? comm->size() : 1;
@@ -186,7 +186,7 @@ std::optional<TrainSnapshot> load_for_resume(const TrainConfig& config, const Mo
   // checkpoint whose trainer state is bad is skipped with its reason instead of failing the run
   // after it was chosen. validate runs last in load_checkpoint: the snapshot it leaves belongs to
   // the checkpoint returned or chosen.
-  const ResumeTarget target{live, config.optimizer, rank, world};
+  const ResumeTarget target{live, config.optimizer, rank, world, train_examples};
   std::optional<TrainSnapshot> validated;
   LoadOptions options;
   options.expected_model = live;

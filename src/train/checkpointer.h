@@ -113,9 +113,11 @@ void gather_rank_states(TrainSnapshot& snapshot, Communicator* comm);
 
 // Collective (see the header comment). nullopt when config.resume is empty, or "auto" found no
 // loadable checkpoint. Rank 0 writes one line to `log` about what it resumes from and what it
-// skipped. `path` (optional) receives the checkpoint directory chosen.
+// skipped. `train_examples`: the training split's size (a checkpoint positioned beyond it is
+// skipped; -1 = not checked). `path` (optional) receives the checkpoint directory chosen.
 std::optional<TrainSnapshot> load_for_resume(const TrainConfig& config, const ModelSignature& live,
                                              Communicator* comm, std::ostream& log,
+                                             int64_t train_examples = -1,
                                              std::string* path = nullptr);
 
 }  // namespace dtrain

@@ -139,6 +139,7 @@ CommOptions comm_options_for(const TrainConfig& config) {
   o.timeout = milliseconds_of_seconds(config.timeout_s);
   o.connect_timeout = std::max(o.timeout, kDefaultTimeout);
   o.progress_thread_nice = static_cast<int>(config.progress_nice);
+  o.transport = parse_comm_transport(config.transport);
   return o;
 }
 

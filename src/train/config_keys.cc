@@ -129,6 +129,24 @@ KeyEntry schedule_key() {
   return e;
 }
 
+KeyEntry transport_key() {
+  KeyEntry e{{"transport",
+              "communication transport: tcp (dtrain's own, every connection authenticated) | "
+              "gloo (Gloo's, unauthenticated)",
+              false, "tcp | gloo"},
+             {}};
+  e.handler.set = [](C& c, std::string_view k, std::string_view v) {
+    std::string t = trim(v);
+    if (t != "tcp" && t != "gloo") bad_value(k, v, "tcp or gloo");
+    c.transport = t;
+  };
+  e.handler.get = [](const C& c) { return c.transport; };
+  e.handler.check = [](const C& c, std::string_view k) {
+    if (c.transport != "tcp" && c.transport != "gloo") bad_value(k, c.transport, "tcp or gloo");
+  };
+  return e;
+}
+
 KeyEntry hidden_key() {
   KeyEntry e{{"hidden", "mlp hidden layer widths, e.g. 256,128", false,
               "0.." + std::to_string(kMaxHiddenLayers) + " widths in " + kWidth.text()},
@@ -228,6 +246,7 @@ std::vector<KeyEntry> make_table() {
                kSeconds),
       int_key("progress_nice", "nice value of the communication event loop (docs/training.md)",
               &C::progress_nice, {0, 19}),
+      transport_key(),
       bool_key("quiet", "no progress output (the summary is still printed)", &C::quiet),
       string_key("checkpoint_dir", "directory for checkpoints ('' = none)", &C::checkpoint_dir),
       checkpoint_every_key(),

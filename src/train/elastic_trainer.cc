@@ -51,7 +51,8 @@ std::vector<uint8_t> encode_snapshot(const TrainSnapshot& snapshot) {
     files.push_back({stem + std::string(kTensorFileSuffix), blobs.back().size(),
                      crc32_of(blobs.back()), tensors.size()});
   }
-  if (c.model.params.empty() && c.files.count("model")) c.model = ModelSignature::of(c.model.name, c.files["model"]);
+  if (c.model.params.empty() && c.files.count("model"))
+    c.model = ModelSignature::of(c.model.name, c.files["model"]);
   std::string manifest = serialize_manifest(c, files);
   std::vector<uint8_t> out;
   auto put_u64 = [&](uint64_t v) {
@@ -84,7 +85,8 @@ TrainSnapshot decode_snapshot(const std::vector<uint8_t>& bytes) {
   Checkpoint c = std::move(parsed.fields);
   for (const ManifestFile& f : parsed.files) {
     uint64_t len = get_u64();
-    if (at + len > bytes.size() || len != f.bytes) throw CorruptError("elastic state: truncated file");
+    if (at + len > bytes.size() || len != f.bytes)
+      throw CorruptError("elastic state: truncated file");
     std::span<const uint8_t> blob(bytes.data() + at, len);
     if (crc32_of(blob) != f.crc32) throw CorruptError("elastic state: checksum mismatch");
     std::string stem = f.name.substr(0, f.name.size() - kTensorFileSuffix.size());
@@ -124,7 +126,7 @@ std::optional<TrainSnapshot> agree_on_state(const std::optional<TrainSnapshot>& 
   if (comm.rank() == root) {
     TrainSnapshot shared = *commit;
     shared.ranks.at(0).compression.clear();  // receivers start with empty residuals
-    shared.world_size = 1;                      // one rank state: the root's (minus residuals)
+    shared.world_size = 1;                   // one rank state: the root's (minus residuals)
     bytes = encode_snapshot(shared);
   }
   int64_t size = static_cast<int64_t>(bytes.size());
@@ -151,13 +153,14 @@ bool is_group_failure(const Error& e) {
 
 TrainResult train_elastic(const TrainConfig& config, const ModelHandle& model,
                           const DataSplits& data, std::shared_ptr<Store> store, int worker_id,
-                          std::ostream& log, const TrainOutput& output) {
+                          std::ostream& log, const TrainOutput& output, const std::string& secret) {
   validate_config_except_model(config);
   if (config.threads > 0) at::set_num_threads(static_cast<int>(config.threads));
   ElasticOptions options;
   options.min_workers = static_cast<int>(std::max<int64_t>(1, config.min_workers));
   options.max_workers = static_cast<int>(
-      config.max_workers > 0 ? config.max_workers : std::max<int64_t>(config.nproc, options.min_workers));
+      config.max_workers > 0 ? config.max_workers
+                             : std::max<int64_t>(config.nproc, options.min_workers));
   // The workers the launchers started (launch.h), all expected in round 0.
   if (const char* w = std::getenv("DTRAIN_ELASTIC_FIRST_ROUND")) {
     options.first_round_size = std::min(options.max_workers, std::max(0, std::atoi(w)));
@@ -167,7 +170,8 @@ TrainResult train_elastic(const TrainConfig& config, const ModelHandle& model,
   // The job's bounds are the first worker's: a launcher that joins later (with its own defaults)
   // adopts them from the store.
   {
-    std::string mine = std::to_string(options.min_workers) + "," + std::to_string(options.max_workers);
+    std::string mine =
+        std::to_string(options.min_workers) + "," + std::to_string(options.max_workers);
     auto stored = store->compare_set(options.prefix + "/bounds", std::nullopt, mine,
                                      Deadline::after(std::chrono::seconds(30)));
     if (stored && *stored != mine) {
@@ -182,6 +186,7 @@ TrainResult train_elastic(const TrainConfig& config, const ModelHandle& model,
   monitor_options.heartbeat_timeout =
       std::chrono::milliseconds(static_cast<int64_t>(config.heartbeat_timeout_s * 1000));
   CommOptions comm_options = comm_options_for(config);
+  comm_options.secret = secret;
   FaultPlan faults = config.fault.empty() ? FaultPlan::from_env(process_env())
                                           : FaultPlan::parse(config.fault, "config key 'fault'");
 
@@ -214,10 +219,11 @@ TrainResult train_elastic(const TrainConfig& config, const ModelHandle& model,
             << std::flush;
       }
       if (m.rank == 0 && attempt > 0) {
-        double since = failed_at ? std::chrono::duration<double>(Clock::now() - *failed_at).count() : 0;
+        double since =
+            failed_at ? std::chrono::duration<double>(Clock::now() - *failed_at).count() : 0;
         log << "elastic: round " << m.round << " with " << m.world << " workers resumes at step "
-            << (state ? state->position.step : 0) << " (global batch " << rc.global_batch
-            << ", lr " << rc.lr << "; re-formed " << since << " s after the failure)\n"
+            << (state ? state->position.step : 0) << " (global batch " << rc.global_batch << ", lr "
+            << rc.lr << "; re-formed " << since << " s after the failure)\n"
             << std::flush;
       }
       hooks.start = state ? &*state : nullptr;
@@ -281,11 +287,11 @@ TrainResult train_elastic(const TrainConfig& config, const ModelHandle& model,
 }
 
 TrainResult train_elastic(const TrainConfig& config, std::shared_ptr<Store> store, int worker_id,
-                          std::ostream& log, const TrainOutput& output) {
+                          std::ostream& log, const TrainOutput& output, const std::string& secret) {
   validate_config(config);
   DataSplits data = load_dataset(dataset_options_of(config));
   ModelHandle model = make_model(model_options_of(config, data.train));
-  return train_elastic(config, model, data, std::move(store), worker_id, log, output);
+  return train_elastic(config, model, data, std::move(store), worker_id, log, output, secret);
 }
 
 }  // namespace dtrain

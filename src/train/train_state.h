@@ -125,6 +125,7 @@ struct ResumeTarget {
   OptimizerKind optimizer = OptimizerKind::kSgd;
   int rank = 0;  // this process in the resuming run
   int world = 1;
+  int64_t train_examples = -1;  // the resuming run's training split (-1: not checked)
 };
 
 // from_checkpoint plus every check that restore() and the training loop would otherwise fail on
@@ -134,7 +135,8 @@ struct ResumeTarget {
 // epoch_samples; non-negative, finite step counts in the loss accumulators; every rank's CPU
 // generator state (tried on a scratch generator, never the live one); the optimizer kind; the
 // tensors of model.safetensors and each optimizer state entry against `target.model`; the
-// residuals' agreement across ranks when `target.world` differs (Note [resharding rank states]).
+// residuals' agreement across ranks when `target.world` differs (Note [resharding rank states]);
+// a position inside `target.train_examples` (when given).
 // Throws CorruptError (malformed) or MismatchError (another optimizer or model); messages name
 // the field and carry no "checkpoint <path>" prefix (load_checkpoint adds it). Does not check
 // what needs the dataset (the position against the training split: the trainer does) or the

@@ -226,6 +226,12 @@ TrainSnapshot snapshot_for_resume(const Checkpoint& c, const ResumeTarget& targe
             std::to_string(p.epoch_samples) + ")");
   }
   if (s.global_batch < 0) corrupt("negative global_batch");
+  if (target.train_examples >= 0 && p.epoch_samples > target.train_examples) {
+    throw MismatchError(
+        "checkpoint position (" + std::to_string(p.epoch_samples) + " samples into epoch " +
+        std::to_string(p.epoch) + ") lies beyond this training split of " +
+        std::to_string(target.train_examples) + " examples: written for another dataset?");
+  }
   for (size_t r = 0; r < s.ranks.size(); ++r) {
     const RankState& rs = s.ranks[r];
     for (double steps : {rs.interval_steps, rs.epoch_steps}) {

@@ -123,7 +123,7 @@ void TrainLoop::resume() {
   if (hooks_ && hooks_->start) {
     snapshot = *hooks_->start;
   } else {
-    snapshot = load_for_resume(config_, live_model_signature(parts()), comm_, log_);
+    snapshot = load_for_resume(config_, live_model_signature(parts()), comm_, log_, n_train_);
   }
   if (snapshot) {
     if (snapshot->position.epoch_samples > n_train_) {

@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -59,6 +60,22 @@ TEST(LaunchCliTest, AllWorkersSucceedAndEveryLineIsPrefixed) {
     EXPECT_TRUE(contains(r.out, prefix + "no newline\n")) << r.out;  // partial line flushed
     EXPECT_TRUE(contains(r.err, prefix + "oops " + std::to_string(rank) + "\n")) << r.err;
   }
+}
+
+// The store serves several connections per worker and every worker holds one per peer: the
+// launcher raises the soft open-file limit (towards the hard one, at most 65536), workers too.
+TEST(LaunchCliTest, WorkersGetARaisedOpenFileLimit) {
+  rlimit old{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+  if (old.rlim_max <= 1024) GTEST_SKIP() << "the hard limit is only " << old.rlim_max;
+  rlimit low = old;
+  low.rlim_cur = 1024;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  TempDir dir;
+  auto r = run_dtrain(sh_workers(1, "ulimit -Sn", {"--no-prefix"}), dir.path());
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, std::to_string(std::min<rlim_t>(old.rlim_max, 65536)) + "\n");
 }
 
 TEST(LaunchCliTest, NoPrefixPassesOutputThrough) {

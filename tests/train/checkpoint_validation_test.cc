@@ -122,6 +122,30 @@ INSTANTIATE_TEST_SUITE_P(
                  "it holds adam optimizer state, this run uses sgd"}),
     [](const auto& info) { return info.param.name; });
 
+// A checkpoint positioned beyond the resuming run's training split (written for a larger
+// dataset) is skipped while choosing, not chosen and then fatal.
+TEST(ResumePositionTest, ACheckpointBeyondTheTrainingSplitIsSkippedForAnOlderOne) {
+  TempDir dir;
+  TrainConfig first = saving_job(dir.path());
+  first.max_steps = 8;
+  first.checkpoint_every = "4";  // ckpt-4 at 96 samples into epoch 0, ckpt-8 at 192
+  ASSERT_EQ(run_checkpoint_job(1, first, checkpoint_blobs(384)).result.steps, 8);
+
+  DataSplits smaller = checkpoint_blobs(96);  // 4 steps an epoch: 192 lies beyond it
+  TrainConfig exact = checkpoint_job_config();
+  exact.resume = ckpt_path(dir.path(), 8);
+  EXPECT_THROW(run_checkpoint_job(1, exact, smaller), MismatchError);
+
+  TrainConfig automatic = first;
+  automatic.max_steps = 6;
+  automatic.resume = "auto";
+  auto out = run_checkpoint_job(1, automatic, smaller);
+  EXPECT_TRUE(contains(out.log, "checkpoint: skipped " + ckpt_path(dir.path(), 8))) << out.log;
+  EXPECT_TRUE(contains(out.log, "lies beyond this training split of 96")) << out.log;
+  EXPECT_TRUE(contains(out.log, "resuming from " + ckpt_path(dir.path(), 4))) << out.log;
+  EXPECT_EQ(out.result.steps, 6);
+}
+
 // snapshot_for_resume against the live model: optimizer state must fit its parameters.
 class OptimizerStateCheckTest : public ::testing::Test {
  protected:

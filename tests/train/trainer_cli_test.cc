@@ -127,6 +127,25 @@ TEST(TrainerCliTest, LaunchRefusesAnNprocThatDoesNotFit) {
   Output out = run_dtrain("launch --nproc 4294967298 -- true");
   EXPECT_EQ(out.code, 2) << out.text;
   EXPECT_NE(out.text.find("--nproc"), std::string::npos) << out.text;
+  // Octal and hex spellings would start 8 and 16 workers: counts are decimal.
+  for (const char* bad : {"010", "0x10", "1e1", "+2"}) {
+    Output o = run_dtrain(std::string("launch --nproc ") + bad + " -- true");
+    EXPECT_EQ(o.code, 2) << bad << ": " << o.text;
+    EXPECT_NE(o.text.find("decimal"), std::string::npos) << o.text;
+  }
+}
+
+TEST(TrainerCliTest, TransportKeyTakesTcpOrGlooAndBothTrain) {
+  Output bad = run_dtrain("train --transport udp");
+  EXPECT_EQ(bad.code, 2) << bad.text;
+  EXPECT_NE(bad.text.find("transport"), std::string::npos) << bad.text;
+  for (const char* t : {"tcp", "gloo"}) {
+    Output out =
+        run_dtrain(std::string("run --nproc 2 --model linreg --dataset synthetic-linear ") +
+                   "--transport " + t);
+    EXPECT_EQ(out.code, 0) << t << ": " << out.text;
+    EXPECT_NE(out.text.find("Final Model Parameters"), std::string::npos) << out.text;
+  }
 }
 
 }  // namespace
