@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -101,6 +102,15 @@ void TcpLoop::schedule(uint64_t id) {
   [[maybe_unused]] ssize_t rc = ::write(wake_fd_, &one, sizeof(one));
 }
 
+void TcpLoop::schedule_at(uint64_t id, std::chrono::steady_clock::time_point when) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    timers_.emplace(when, id);
+  }
+  uint64_t one = 1;  // the loop recomputes its epoll timeout
+  [[maybe_unused]] ssize_t rc = ::write(wake_fd_, &one, sizeof(one));
+}
+
 std::string TcpLoop::scheduling_error() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return scheduling_error_;
@@ -128,10 +138,31 @@ void TcpLoop::run() {
   }
   epoll_event events[kMaxEvents];
   while (true) {
-    int n = ::epoll_wait(epoll_fd_, events, kMaxEvents, -1);
+    int timeout_ms = -1;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!timers_.empty()) {
+        auto left = std::chrono::ceil<std::chrono::milliseconds>(timers_.begin()->first -
+                                                                 std::chrono::steady_clock::now());
+        timeout_ms = static_cast<int>(std::clamp<int64_t>(left.count(), 0, 1000));
+      }
+    }
+    int n = ::epoll_wait(epoll_fd_, events, kMaxEvents, timeout_ms);
     if (n < 0) {
       if (errno == EINTR) continue;
       return;  // a broken epoll set: every wait then ends at its deadline
+    }
+    std::vector<uint64_t> due;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto now = std::chrono::steady_clock::now();
+      while (!timers_.empty() && timers_.begin()->first <= now) {
+        due.push_back(timers_.begin()->second);
+        timers_.erase(timers_.begin());
+      }
+    }
+    for (uint64_t id : due) {
+      if (auto handler = find(id)) handler->on_events(EPOLLIN);
     }
     bool woken = false;
     for (int i = 0; i < n; ++i) {

@@ -3,10 +3,10 @@
 //
 // Handlers are registered with a file descriptor and an interest set; the loop calls
 // on_events() for each readiness event, and on_events(EPOLLIN) for a handler that schedule()d
-// itself (work that is pending without new bytes on the socket). A handler is kept alive by
-// the loop (shared_ptr) while it is registered and while one of its calls runs; remove() takes it
-// out of epoll and the map at once, so no call starts after remove() returns (one that already
-// started may still be running: handlers lock their own state).
+// itself (work that is pending without new bytes on the socket), at once or at a given time. A
+// handler is kept alive by the loop (shared_ptr) while it is registered and while one of its calls
+// runs; remove() takes it out of epoll and the map at once, so no call starts after remove()
+// returns (one that already started may still be running: handlers lock their own state).
 //
 // Scheduling: the thread puts itself under SCHED_BATCH (when asked) and at a nice value, for the
 // reasons CommOptions::progress_thread_batch gives.
@@ -14,7 +14,9 @@
 // Thread safety: add/modify/remove/schedule from any thread, including handlers on the loop.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -50,6 +52,8 @@ class TcpLoop {
   void remove(uint64_t id, int fd);
   // Calls handler `id`'s on_events(EPOLLIN) from the loop soon (no-op if removed).
   void schedule(uint64_t id);
+  // The same at `when` (steady clock), or soon after.
+  void schedule_at(uint64_t id, std::chrono::steady_clock::time_point when);
 
   // What setting the thread's scheduling reported ("" when it worked or nothing was asked).
   std::string scheduling_error() const;
@@ -62,11 +66,12 @@ class TcpLoop {
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
   mutable std::mutex mutex_;
-  std::unordered_map<uint64_t, std::shared_ptr<LoopHandler>> handlers_;  // GUARDED_BY(mutex_)
-  std::vector<uint64_t> scheduled_;                                      // GUARDED_BY(mutex_)
-  uint64_t next_id_ = 1;                                                 // GUARDED_BY(mutex_)
-  bool stop_ = false;                                                    // GUARDED_BY(mutex_)
-  std::string scheduling_error_;                                         // GUARDED_BY(mutex_)
+  std::unordered_map<uint64_t, std::shared_ptr<LoopHandler>> handlers_;    // GUARDED_BY(mutex_)
+  std::vector<uint64_t> scheduled_;                                        // GUARDED_BY(mutex_)
+  std::multimap<std::chrono::steady_clock::time_point, uint64_t> timers_;  // GUARDED_BY(mutex_)
+  uint64_t next_id_ = 1;                                                   // GUARDED_BY(mutex_)
+  bool stop_ = false;                                                      // GUARDED_BY(mutex_)
+  std::string scheduling_error_;                                           // GUARDED_BY(mutex_)
   std::thread thread_;
 };
 

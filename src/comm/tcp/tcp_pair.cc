@@ -104,6 +104,12 @@ std::shared_ptr<SendState> Pair::send(const void* data, size_t nbytes, uint64_t 
     op->finish(send_close_code_, send_close_error_);
     return op;
   }
+  const size_t total = kMessageHeaderBytes + nbytes;
+  if (total > send_buffer_bytes_ && send_buffer_bytes_ < kMaxSendBufferBytes) {
+    int want = static_cast<int>(std::min(total, kMaxSendBufferBytes));
+    ::setsockopt(fd_.get(), SOL_SOCKET, SO_SNDBUF, &want, sizeof(want));  // best effort
+    send_buffer_bytes_ = static_cast<size_t>(want);
+  }
   if (send_queue_.empty() && write_some(*op)) {
     op->finish();  // no-op if write_some failed it
     return op;
@@ -267,6 +273,15 @@ bool Pair::begin_message() {
       current_recv_ = std::move(op);
     }
   } else {
+    if (length >= kHoldMinBytes) {
+      auto now = std::chrono::steady_clock::now();
+      if (!holding_) {
+        holding_ = true;
+        hold_until_ = now + kHoldTime;
+        loop_->schedule_at(id_, hold_until_);
+      }
+      if (now < hold_until_) return false;  // its receive may come in a moment: no copy then
+    }
     if (unexpected_bytes_ > 0 && unexpected_bytes_ + length > kMaxUnexpectedBytes) {
       return false;  // paused until a receive takes an unexpected message
     }
@@ -278,6 +293,7 @@ bool Pair::begin_message() {
     current_unexpected_ = std::move(u);
   }
   header_pending_ = false;
+  holding_ = false;
   in_payload_ = true;
   length_ = length;
   have_ = 0;
@@ -346,6 +362,11 @@ void Pair::on_readable() {
       update_interest();
       return;
     }
+    if (paused_) {  // resumed from the hold's timer
+      paused_ = false;
+      want_in_.store(true);
+      update_interest();
+    }
     char* dst;
     size_t room;
     char* t = in_payload_ ? target() : nullptr;
@@ -395,6 +416,7 @@ void Pair::fail_receives(ErrorCode code, const std::string& message) {
   in_payload_ = false;
   header_pending_ = false;
   paused_ = false;
+  holding_ = false;
 }
 
 void Pair::end_connection(ErrorCode code, const std::string& message) {

@@ -8,15 +8,23 @@
 // Sends are eager. send() writes the message from the caller's thread at once when nothing is
 // queued before it (non-blocking; a message that does not fit into the socket's buffer is
 // finished by the loop thread on EPOLLOUT), and completes when every byte is in the kernel.
+// Before a message larger than the socket's send buffer, the buffer grows to the message's size
+// (at most kMaxSendBufferBytes; the kernel caps it further at net.core.wmem_max), so that a large
+// message leaves in one write instead of trickling out through EPOLLOUT wake-ups (Gloo does the
+// same).
 //
 // Receives match per tag in posting order. The loop thread reads each header and then the
-// payload straight into the oldest posted receive with that tag; a message that arrives before
-// its receive is kept in an "unexpected" buffer of its own (allocated as the header arrives)
-// until a receive takes it (one copy). While the unexpected messages of a pair hold more than
-// kMaxUnexpectedBytes, the loop stops reading that pair (TCP's flow control then holds the
-// sender) until a receive takes one. A message longer than the receive it matches fails that
-// receive with MismatchError and is discarded; the connection stays usable. A shorter one
-// completes it (received() says how long it was).
+// payload straight into the oldest posted receive with that tag. A message that arrives before
+// its receive: a small one (< kHoldMinBytes) is read at once into an "unexpected" buffer of its
+// own until a receive takes it (one copy). For a large one the loop first stops reading the pair
+// for up to kHoldTime, so that the receive, usually posted a moment later (a collective posts its
+// data receives once its descriptors are in, and eager peers are already sending), gets the
+// payload without a copy; when the time passes it is buffered like a small one, so a receive
+// that waits on a later message of the same pair is delayed, never deadlocked. While the
+// unexpected messages of a pair hold more than kMaxUnexpectedBytes, the loop stops reading that
+// pair (TCP's flow control then holds the sender) until a receive takes one. A message longer than
+// the receive it matches fails that receive with MismatchError and is discarded; the connection
+// stays usable. A shorter one completes it (received() says how long it was).
 //
 // Closing: close() stops the loop from reading and sends FIN after what is queued (graceful;
 // messages already sent are delivered). abort() fails every pending operation at once and shuts
@@ -29,6 +37,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -86,6 +95,9 @@ struct RecvState : Completion {
 class Pair : public LoopHandler, public std::enable_shared_from_this<Pair> {
  public:
   static constexpr size_t kMaxUnexpectedBytes = size_t{256} << 20;
+  static constexpr size_t kMaxSendBufferBytes = size_t{32} << 20;
+  static constexpr size_t kHoldMinBytes = size_t{128} << 10;
+  static constexpr std::chrono::milliseconds kHoldTime{5};
 
   // `fd`: a connected, authenticated, non-blocking socket. `peer` and `size` name the peer in
   // messages ("rank 1 (of 4)"). `loop` must outlive the pair's registration (close()/abort()).
@@ -145,6 +157,7 @@ class Pair : public LoopHandler, public std::enable_shared_from_this<Pair> {
   std::mutex send_mutex_;
   std::deque<std::shared_ptr<SendState>> send_queue_;  // GUARDED_BY(send_mutex_)
   bool send_closed_ = false;                           // GUARDED_BY(send_mutex_)
+  size_t send_buffer_bytes_ = 0;                       // GUARDED_BY(send_mutex_): what we asked
   ErrorCode send_close_code_ = ErrorCode::kPeerLost;   // GUARDED_BY(send_mutex_)
   std::string send_close_error_;                       // GUARDED_BY(send_mutex_)
 
@@ -170,7 +183,9 @@ class Pair : public LoopHandler, public std::enable_shared_from_this<Pair> {
   size_t have_ = 0;
   std::shared_ptr<RecvState> current_recv_;
   std::shared_ptr<Unexpected> current_unexpected_;
-  bool paused_ = false;
+  bool paused_ = false;   // not reading: the pending header waits for a receive or room
+  bool holding_ = false;  // a large unexpected message waits for its receive until...
+  std::chrono::steady_clock::time_point hold_until_{};  // ... then it is buffered
 
   std::mutex interest_mutex_;
   std::atomic<bool> want_in_{true};
