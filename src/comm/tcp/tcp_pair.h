@@ -15,11 +15,12 @@
 //
 // Receives match per tag in posting order. The loop thread reads each header and then the
 // payload straight into the oldest posted receive with that tag. A message that arrives before
-// its receive: a small one (< kHoldMinBytes) is read at once into an "unexpected" buffer of its
-// own until a receive takes it (one copy). For a large one the loop first stops reading the pair
-// for up to kHoldTime, so that the receive, usually posted a moment later (a collective posts its
-// data receives once its descriptors are in, and eager peers are already sending), gets the
-// payload without a copy; when the time passes it is buffered like a small one, so a receive
+// its receive: a smaller one (< kHoldMinBytes, 1 MiB: the ring's segment size) is read at once
+// into an "unexpected" buffer of its own until a receive takes it (one copy, cheaper than waiting
+// at these sizes). For a large one the loop first stops reading the pair for up to kHoldTime, so
+// that the receive, usually posted a moment later (a collective posts its data receives once its
+// descriptors are in, and eager peers are already sending), gets the payload without a copy
+// (2 ranks, 16 MiB allreduce: ~6.4 ms against ~7.6 ms copied); when the time passes it is buffered like a small one, so a receive
 // that waits on a later message of the same pair is delayed, never deadlocked. While the
 // unexpected messages of a pair hold more than kMaxUnexpectedBytes, the loop stops reading that
 // pair (TCP's flow control then holds the sender) until a receive takes one. A message longer than
@@ -96,7 +97,7 @@ class Pair : public LoopHandler, public std::enable_shared_from_this<Pair> {
  public:
   static constexpr size_t kMaxUnexpectedBytes = size_t{256} << 20;
   static constexpr size_t kMaxSendBufferBytes = size_t{32} << 20;
-  static constexpr size_t kHoldMinBytes = size_t{128} << 10;
+  static constexpr size_t kHoldMinBytes = size_t{1} << 20;
   static constexpr std::chrono::milliseconds kHoldTime{5};
 
   // `fd`: a connected, authenticated, non-blocking socket. `peer` and `size` name the peer in
