@@ -10,13 +10,14 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
 #include <algorithm>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
-#include <spdlog/spdlog.h>
 
 #include "comm/gloo/store_adapter.h"
+#include "comm/split_rank.h"
 #include "dtrain/prefix_store.h"
 
 namespace dtrain::gloo_backend {
@@ -103,8 +104,7 @@ void ignore_sigpipe() {
 }
 
 bool is_timeout_message(const std::string& what) {
-  return what.find("Timed out") != std::string::npos ||
-         what.find("timeout") != std::string::npos;
+  return what.find("Timed out") != std::string::npos || what.find("timeout") != std::string::npos;
 }
 
 }  // namespace
@@ -172,7 +172,8 @@ class SchedulingOnLoopThread : public gloo::transport::tcp::Handler {
   // Empty on success; "timed out" if the loop never ran the handler within `wait`.
   std::string wait_done(std::chrono::milliseconds wait) {
     std::unique_lock<std::mutex> lock(mutex_);
-    if (!cv_.wait_for(lock, wait, [&] { return done_; })) return "the event loop did not run it in time";
+    if (!cv_.wait_for(lock, wait, [&] { return done_; }))
+      return "the event loop did not run it in time";
     return error_;
   }
 
@@ -182,8 +183,8 @@ class SchedulingOnLoopThread : public gloo::transport::tcp::Handler {
   const int nice_;
   std::mutex mutex_;
   std::condition_variable cv_;
-  bool done_ = false;       // GUARDED_BY(mutex_)
-  std::string error_;       // GUARDED_BY(mutex_)
+  bool done_ = false;  // GUARDED_BY(mutex_)
+  std::string error_;  // GUARDED_BY(mutex_)
 };
 
 }  // namespace
@@ -220,10 +221,9 @@ std::unique_ptr<GlooTransport> GlooTransport::connect(std::shared_ptr<Store> sto
                  Deadline::after(options.connect_timeout));
 }
 
-std::unique_ptr<GlooTransport> GlooTransport::connect(std::shared_ptr<Store> store, int rank,
-                                                      int size, const GlooTransportOptions& options,
-                                                      std::shared_ptr<gloo::transport::Device> device,
-                                                      Deadline deadline) {
+std::unique_ptr<GlooTransport> GlooTransport::connect(
+    std::shared_ptr<Store> store, int rank, int size, const GlooTransportOptions& options,
+    std::shared_ptr<gloo::transport::Device> device, Deadline deadline) {
   if (size < 1 || rank < 0 || rank >= size) {
     throw InvalidArgumentError("gloo transport: rank " + std::to_string(rank) +
                                " out of range for size " + std::to_string(size));
@@ -242,11 +242,12 @@ std::unique_ptr<GlooTransport> GlooTransport::connect(std::shared_ptr<Store> sto
       throw IoError("gloo: cannot create a TCP device on '" + options.hostname + "': " + e.what());
     }
     if (options.event_loop_batch || options.event_loop_nice != 0) {
-      std::string failed = set_event_loop_scheduling(*device, options.event_loop_batch,
-                                                     options.event_loop_nice, std::chrono::seconds(5));
+      std::string failed = set_event_loop_scheduling(
+          *device, options.event_loop_batch, options.event_loop_nice, std::chrono::seconds(5));
       if (!failed.empty()) {
-        spdlog::warn("gloo transport: could not set the event loop's scheduling (batch {}, nice {}): {}",
-                     options.event_loop_batch, options.event_loop_nice, failed);
+        spdlog::warn(
+            "gloo transport: could not set the event loop's scheduling (batch {}, nice {}): {}",
+            options.event_loop_batch, options.event_loop_nice, failed);
       }
     }
   }
@@ -280,8 +281,8 @@ std::unique_ptr<GlooTransport> GlooTransport::connect(std::shared_ptr<Store> sto
     context->closeConnections();
     if (deadline.expired()) break;
   }
-  throw PeerLostError("gloo: could not connect " + std::to_string(size) + " ranks (last error: " +
-                      last_error + ")");
+  throw PeerLostError("gloo: could not connect " + std::to_string(size) +
+                      " ranks (last error: " + last_error + ")");
 }
 
 void GlooTransport::throw_if_unusable() {
@@ -304,9 +305,10 @@ void GlooTransport::fail(ErrorCode code, const std::string& message) {
 void GlooTransport::fail_from_gloo(const std::exception& e, int peer, const char* what) {
   std::string text = e.what();
   // Gloo prefixes messages with "[file:line] "; keep the part after it.
-  if (auto pos = text.find("] "); pos != std::string::npos && text[0] == '[') text = text.substr(pos + 2);
-  std::string where = std::string(what) + " rank " + std::to_string(peer) + " (of " +
-                      std::to_string(size_) + ")";
+  if (auto pos = text.find("] "); pos != std::string::npos && text[0] == '[')
+    text = text.substr(pos + 2);
+  std::string where =
+      std::string(what) + " rank " + std::to_string(peer) + " (of " + std::to_string(size_) + ")";
   if (dynamic_cast<const gloo::IoException*>(&e) != nullptr) {
     if (is_timeout_message(text)) fail(ErrorCode::kTimeout, where + " timed out: " + text);
     fail(ErrorCode::kPeerLost, "peer lost: " + where + " failed: " + text);
@@ -314,8 +316,8 @@ void GlooTransport::fail_from_gloo(const std::exception& e, int peer, const char
   fail(ErrorCode::kIo, where + " failed: " + text);
 }
 
-std::unique_ptr<TransportOp> GlooTransport::start(void* data, size_t nbytes, int peer,
-                                                  uint64_t tag, bool send) {
+std::unique_ptr<TransportOp> GlooTransport::start(void* data, size_t nbytes, int peer, uint64_t tag,
+                                                  bool send) {
   if (peer < 0 || peer >= size_ || peer == rank_) {
     throw InvalidArgumentError("gloo transport: bad peer " + std::to_string(peer) + " (rank " +
                                std::to_string(rank_) + " of " + std::to_string(size_) + ")");
@@ -365,18 +367,13 @@ void GlooTransport::abort(const std::string& reason) {
 
 std::unique_ptr<Transport> GlooTransport::split(const std::vector<int>& ranks,
                                                 const std::string& key, Deadline deadline) {
-  auto it = std::find(ranks.begin(), ranks.end(), rank_);
-  if (it == ranks.end()) {
-    throw InvalidArgumentError("gloo transport: split called by rank " + std::to_string(rank_) +
-                               " which is not a member");
-  }
+  const int rank = comm_detail::split_rank(ranks, rank_, "gloo transport");
   {
     std::lock_guard<std::mutex> lock(mutex_);
     throw_if_unusable();
   }
   auto store = std::make_shared<PrefixStore>("split/" + key, store_);
-  return connect(store, static_cast<int>(it - ranks.begin()), static_cast<int>(ranks.size()),
-                 options_, device_, deadline);
+  return connect(store, rank, static_cast<int>(ranks.size()), options_, device_, deadline);
 }
 
 }  // namespace dtrain::gloo_backend

@@ -1,5 +1,6 @@
 #include "comm/store/store_socket.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -65,6 +66,24 @@ void UniqueFd::reset(int fd) {
 
 std::string errno_text(int err) {
   return std::string(std::strerror(err));
+}
+
+std::string peer_address(int fd) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof(addr);
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "?";
+  char text[INET6_ADDRSTRLEN] = "?";
+  uint16_t port = 0;
+  if (addr.ss_family == AF_INET) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&addr);
+    inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text));
+    port = ntohs(in->sin_port);
+  } else if (addr.ss_family == AF_INET6) {
+    auto* in = reinterpret_cast<sockaddr_in6*>(&addr);
+    inet_ntop(AF_INET6, &in->sin6_addr, text, sizeof(text));
+    port = ntohs(in->sin6_port);
+  }
+  return join_host_port(text, port);
 }
 
 std::pair<std::string, uint16_t> split_host_port(const std::string& address) {

@@ -59,4 +59,7 @@ void set_nodelay(int fd);
 
 std::string errno_text(int err);
 
+// "host:port" of a connected socket's peer, "?" if unknown (for logs).
+std::string peer_address(int fd);
+
 }  // namespace dtrain::store_detail

@@ -44,24 +44,6 @@ constexpr size_t kReadChunk = 64 * 1024;
 constexpr int kReadsPerWakeup = 16;  // bounds the time one fast sender holds the loop
 constexpr std::chrono::milliseconds kAcceptBackoff{100};  // after running out of descriptors
 
-std::string peer_name(int fd) {
-  sockaddr_storage addr{};
-  socklen_t len = sizeof(addr);
-  if (getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "?";
-  char text[INET6_ADDRSTRLEN] = "?";
-  uint16_t port = 0;
-  if (addr.ss_family == AF_INET) {
-    auto* in = reinterpret_cast<sockaddr_in*>(&addr);
-    inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text));
-    port = ntohs(in->sin_port);
-  } else if (addr.ss_family == AF_INET6) {
-    auto* in = reinterpret_cast<sockaddr_in6*>(&addr);
-    inet_ntop(AF_INET6, &in->sin6_addr, text, sizeof(text));
-    port = ntohs(in->sin6_port);
-  }
-  return store_detail::join_host_port(text, port);
-}
-
 }  // namespace
 
 class TcpStoreServer::Impl {
@@ -241,7 +223,7 @@ void TcpStoreServer::Impl::accept_all() {
     }
     Connection c;
     c.fd.reset(fd);
-    c.peer = peer_name(fd);
+    c.peer = store_detail::peer_address(fd);
     c.handshake_expiry = Clock::now() + options_.handshake_timeout;
     connections_.emplace(next_id_++, std::move(c));
     ++unauthenticated_;

@@ -25,24 +25,6 @@ constexpr std::chrono::milliseconds kMaxRetry{200};
 constexpr std::chrono::milliseconds kConnectCap{2000};  // one connect() attempt
 constexpr size_t kLoggedRejections = 5;
 
-std::string peer_address(int fd) {
-  sockaddr_storage addr{};
-  socklen_t len = sizeof(addr);
-  if (getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "?";
-  char text[INET6_ADDRSTRLEN] = "?";
-  uint16_t port = 0;
-  if (addr.ss_family == AF_INET) {
-    auto* in = reinterpret_cast<sockaddr_in*>(&addr);
-    inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text));
-    port = ntohs(in->sin_port);
-  } else if (addr.ss_family == AF_INET6) {
-    auto* in = reinterpret_cast<sockaddr_in6*>(&addr);
-    inet_ntop(AF_INET6, &in->sin6_addr, text, sizeof(text));
-    port = ntohs(in->sin6_port);
-  }
-  return store_detail::join_host_port(text, port);
-}
-
 std::string published_host(const std::string& hostname) {
   if (!hostname.empty() && hostname != "0.0.0.0" && hostname != "::") return hostname;
   char name[256] = {};
@@ -321,7 +303,7 @@ class MeshBuilder {
       Incoming in;
       in.fd.reset(fd);
       store_detail::set_nodelay(fd);
-      in.address = peer_address(fd);
+      in.address = store_detail::peer_address(fd);
       in.server_nonce = auth::random_nonce();
       in.expires = std::min(Clock::now() + options_.handshake_timeout, deadline_.when());
       if (!send_small(fd, encode_server_hello(in.server_nonce))) continue;

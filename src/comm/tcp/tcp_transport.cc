@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "comm/auth/auth.h"
+#include "comm/split_rank.h"
 #include "dtrain/prefix_store.h"
 
 namespace dtrain::tcp {
@@ -197,19 +198,14 @@ void TcpTransport::abort(const std::string& reason) {
 
 std::unique_ptr<Transport> TcpTransport::split(const std::vector<int>& ranks,
                                                const std::string& key, Deadline deadline) {
-  auto it = std::find(ranks.begin(), ranks.end(), rank_);
-  if (it == ranks.end()) {
-    throw InvalidArgumentError("tcp transport: split called by rank " + std::to_string(rank_) +
-                               " which is not a member");
-  }
+  const int rank = comm_detail::split_rank(ranks, rank_, "tcp transport");
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (aborted_) throw AbortedError(abort_reason_);
     if (!failure_.empty()) throw_error(failure_code_, failure_);
   }
   auto store = std::make_shared<PrefixStore>("split/" + key, store_);
-  return connect(store, static_cast<int>(it - ranks.begin()), static_cast<int>(ranks.size()),
-                 options_, loop_, deadline);
+  return connect(store, rank, static_cast<int>(ranks.size()), options_, loop_, deadline);
 }
 
 }  // namespace dtrain::tcp
