@@ -21,23 +21,13 @@ namespace {
 using testing::AddressSpaceCap;
 using testing::finishes_within;
 using testing::release_fifo_readers;
-using testing::sample_checkpoint;
+using testing::save_two;
 using testing::TempDir;
 namespace fs = std::filesystem;
 using std::chrono::seconds;
 
 constexpr uint64_t kHuge = uint64_t{100} << 30;  // 100 GiB, sparse: no blocks on disk
 constexpr uint64_t kHeadroom = uint64_t{2} << 30;
-
-// Saves ckpt-000100 and ckpt-000200 into `dir`.
-void save_two(const TempDir& dir) {
-  CheckpointOptions o;
-  o.keep_last = 0;
-  o.background = false;
-  CheckpointWriter writer(dir.path(), o);
-  writer.save(sample_checkpoint(100));
-  writer.save(sample_checkpoint(200));
-}
 
 // find_resume over `dir` under a 10 s deadline (unblocking readers of `fifo` when it passes):
 // it must skip ckpt-000200 with a reason starting with `reason` and choose ckpt-000100.

@@ -12,37 +12,19 @@
 #include "checkpoint/checkpoint_fs.h"
 #include "checkpoint/hostile_files.h"
 #include "checkpoint_test_util.h"
+#include "common/error_of.h"
 #include "dtrain/checkpoint.h"
 #include "dtrain/error.h"
 
 namespace dtrain {
 namespace {
 
+using testing::error_of;
 using testing::finishes_within;
 using testing::release_fifo_readers;
-using testing::sample_checkpoint;
+using testing::save_two;
 using testing::TempDir;
 namespace fs = std::filesystem;
-
-template <typename E>
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an exception";
-  return "";
-}
-
-void save_two(const TempDir& dir) {
-  CheckpointOptions o;
-  o.keep_last = 0;
-  o.background = false;
-  CheckpointWriter writer(dir.path(), o);
-  writer.save(sample_checkpoint(100));
-  writer.save(sample_checkpoint(200));
-}
 
 TEST(CheckpointFsTest, StatNamesWhatAPathIs) {
   TempDir dir;

@@ -8,11 +8,13 @@
 #include "checkpoint/base64.h"
 #include "checkpoint/checkpoint_io.h"
 #include "checkpoint_test_util.h"
+#include "common/error_of.h"
 #include "dtrain/error.h"
 
 namespace dtrain {
 namespace {
 
+using testing::error_of;
 using testing::sample_checkpoint;
 using testing::sample_signature;
 using testing::TempDir;
@@ -32,17 +34,6 @@ void flip_byte(const std::string& path, std::streamoff offset_from_end) {
   f.get(c);
   f.seekp(-offset_from_end, std::ios::end);
   f.put(static_cast<char>(c ^ 0x10));
-}
-
-template <typename E>
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an exception";
-  return "";
 }
 
 TEST(CheckpointTest, SaveLoadRoundTripKeepsEveryField) {

@@ -69,6 +69,17 @@ inline ModelSignature sample_signature() {
   return ModelSignature::of("mlp", sample_checkpoint(0).files.at("model"));
 }
 
+// Saves sample_checkpoint(100) and sample_checkpoint(200) into `dir` (ckpt-000100 and
+// ckpt-000200), in the foreground, keeping both.
+inline void save_two(const TempDir& dir) {
+  CheckpointOptions o;
+  o.keep_last = 0;
+  o.background = false;
+  CheckpointWriter writer(dir.path(), o);
+  writer.save(sample_checkpoint(100));
+  writer.save(sample_checkpoint(200));
+}
+
 // Forwards to the real file system; the N-th mutating call (create_dirs, write_file, sync_dir,
 // rename, exchange, remove_all; counted from 1) throws IoError and every call after it — reads
 // included — throws too, as if the process had died there.

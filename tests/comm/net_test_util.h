@@ -18,7 +18,7 @@
 
 namespace dtrain::net_test {
 
-// A blocking loopback connection that sends bytes as told.
+// A blocking loopback connection that sends bytes as told and reads what comes back.
 class RawClient {
  public:
   explicit RawClient(uint16_t port) {
@@ -60,20 +60,27 @@ class RawClient {
     }
     return got;
   }
-  // True if the peer closed the connection within `timeout`.
-  bool closed_by_peer(std::chrono::milliseconds timeout) {
+  // Everything received until the peer closed or reset the connection, or nullopt when it was
+  // still open after `timeout`.
+  std::optional<std::string> read_until_closed(std::chrono::milliseconds timeout) {
+    std::string got;
     auto end = std::chrono::steady_clock::now() + timeout;
     while (fd_ >= 0) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           end - std::chrono::steady_clock::now());
-      if (left.count() <= 0) return false;
+      if (left.count() <= 0) return std::nullopt;
       pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
       char buf[4096];
       ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
-      if (n <= 0) return true;
+      if (n <= 0) return got;  // EOF or reset: closed
+      got.append(buf, static_cast<size_t>(n));
     }
-    return true;
+    return got;
+  }
+  // True if the peer closed the connection within `timeout` (or this side already did).
+  bool closed_by_peer(std::chrono::milliseconds timeout) {
+    return read_until_closed(timeout).has_value();
   }
   void close() {
     if (fd_ >= 0) ::close(fd_);

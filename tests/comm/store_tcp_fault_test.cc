@@ -1,15 +1,13 @@
 // TcpStoreServer under hostile or broken input: each misbehaving raw connection must be dropped
 // while a well-behaved client on another connection keeps working before and after.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
+#include <optional>
 #include <random>
+#include <stdexcept>
 
 #include "comm/auth/auth.h"
+#include "comm/net_test_util.h"
 #include "comm/store/tcp_store_protocol.h"
 #include "comm/store_test_util.h"
 #include "dtrain/error.h"
@@ -26,39 +24,27 @@ using store_detail::PayloadWriter;
 constexpr char kSecret[] = "fault-secret";
 constexpr size_t kServerMax = 1 << 20;
 
-// A plain blocking socket that speaks (or breaks) the protocol by hand.
-class RawConnection {
+// A raw loopback connection (net_test::RawClient) that must connect, and speaks (or breaks) the
+// protocol by hand; a send that does not go out whole fails the test.
+class RawConnection : public net_test::RawClient {
  public:
-  explicit RawConnection(uint16_t port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-      throw std::runtime_error("raw connect failed");
-    }
+  explicit RawConnection(uint16_t port) : RawClient(port) {
+    if (!connected()) throw std::runtime_error("raw connect failed");
   }
-  ~RawConnection() { close(); }
 
   void send(const std::string& bytes) {
-    ASSERT_EQ(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL),
-              static_cast<ssize_t>(bytes.size()));
-  }
-  void close() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
+    ASSERT_TRUE(RawClient::send(bytes)) << "a send of " << bytes.size() << " bytes failed";
   }
   // The handshake by hand, proving `secret`. Returns what the server sent after the proof.
   std::string handshake(const std::string& secret) {
     auth::Nonce nc = auth::random_nonce();
     send(store_detail::make_frame(MessageType::kHello,
                                   PayloadWriter().bytes(auth::view(nc)).take()));
-    auto head = read_exactly(store_detail::kHeaderBytes, 2s);
+    auto head = read_some(store_detail::kHeaderBytes, 2s);
     if (head.size() != store_detail::kHeaderBytes) return "";
     auto h = store_detail::decode_header(head.data());
     EXPECT_EQ(h.type, MessageType::kChallenge);
-    std::string payload = read_exactly(h.length, 2s);
+    std::string payload = read_some(h.length, 2s);
     PayloadReader r(payload);
     std::string ns = r.bytes();
     std::string server_mac = r.bytes();
@@ -68,45 +54,13 @@ class RawConnection {
     auth::Mac proof = auth::hmac(secret, {store_detail::kClientProofLabel, auth::view(nc), ns});
     send(store_detail::make_frame(MessageType::kProof,
                                   PayloadWriter().bytes(auth::view(proof)).take()));
-    return read_exactly(store_detail::kHeaderBytes, 2s);
+    return read_some(store_detail::kHeaderBytes, 2s);
   }
   void hello(const std::string& secret = kSecret) {
     auto reply = handshake(secret);
     ASSERT_EQ(reply.size(), store_detail::kHeaderBytes);  // an empty kReply
     EXPECT_EQ(store_detail::decode_header(reply.data()).type, MessageType::kReply);
   }
-  // Reads until the server closes the connection; returns everything received, or nullopt if the
-  // connection was still open after `timeout`.
-  std::optional<std::string> read_until_closed(std::chrono::milliseconds timeout) {
-    std::string got;
-    Deadline deadline = Deadline::after(timeout);
-    while (!deadline.expired()) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(deadline.remaining().count())) <= 0) continue;
-      char buf[4096];
-      ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
-      if (n <= 0) return got;  // EOF or reset: closed
-      got.append(buf, static_cast<size_t>(n));
-    }
-    return std::nullopt;
-  }
-  // Up to n bytes: fewer if the connection closes or the timeout passes first.
-  std::string read_exactly(size_t n, std::chrono::milliseconds timeout) {
-    std::string got;
-    Deadline deadline = Deadline::after(timeout);
-    while (got.size() < n && !deadline.expired()) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(deadline.remaining().count())) <= 0) continue;
-      char buf[4096];
-      ssize_t k = ::recv(fd_, buf, std::min(sizeof(buf), n - got.size()), 0);
-      if (k <= 0) break;
-      got.append(buf, static_cast<size_t>(k));
-    }
-    return got;
-  }
-
- private:
-  int fd_ = -1;
 };
 
 std::string header(MessageType type, uint64_t length, uint32_t magic = store_detail::kMagic,

@@ -15,6 +15,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/child_wait.h"
+
 extern char** environ;
 
 namespace dtrain::testing {
@@ -89,11 +91,8 @@ ChildProcess::~ChildProcess() {
 ChildResult ChildProcess::wait(std::chrono::milliseconds limit) {
   ChildResult result;
   int status = 0;
-  bool done = wait_until([&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; }, limit);
-  if (!done) {
+  if (!reap_or_kill(pid_, status, limit)) {
     ADD_FAILURE() << "child " << pid_ << " still running after " << limit.count() << " ms";
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, &status, 0);
   }
   pid_ = -1;
   result.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(

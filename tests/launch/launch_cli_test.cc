@@ -17,6 +17,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/child_wait.h"
 #include "launch/child_process.h"
 
 namespace dtrain::testing {
@@ -137,11 +138,7 @@ TEST(LaunchCliTest, WorkersDieWithAKilledLauncher) {
   EXPECT_EQ(result.wait_status & 0x7f, SIGKILL);
   for (pid_t pid : workers) {
     int status = 0;
-    bool ended = wait_until([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, seconds(5));
-    if (!ended) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-    }
+    bool ended = reap_or_kill(pid, status, seconds(5));
     EXPECT_TRUE(ended) << "worker " << pid << " outlived its launcher";
     EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
   }

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/child_wait.h"
 #include "dtrain/error.h"
 #include "dtrain/launch.h"
 #include "launch/child_process.h"
@@ -219,12 +220,7 @@ TEST(WorkerProcessTest, WorkerDiesWithItsLauncher) {
   ASSERT_EQ(::kill(launcher, SIGKILL), 0);
   ASSERT_EQ(::waitpid(launcher, nullptr, 0), launcher);
   int status = 0;
-  bool ended = dtrain::testing::wait_until(
-      [&] { return ::waitpid(worker, &status, WNOHANG) == worker; }, std::chrono::seconds(5));
-  if (!ended) {
-    ::kill(worker, SIGKILL);
-    ::waitpid(worker, &status, 0);
-  }
+  bool ended = dtrain::testing::reap_or_kill(worker, status, std::chrono::seconds(5));
   ::prctl(PR_SET_CHILD_SUBREAPER, 0);
   ASSERT_TRUE(ended) << "the worker outlived its launcher";
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << describe_exit(status);

@@ -22,6 +22,7 @@
 
 #include "dtrain/checkpoint.h"
 #include "train/data_test_util.h"
+#include "train/dtrain_process.h"
 
 extern char** environ;
 
@@ -29,25 +30,9 @@ namespace dtrain {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::CommandOutput;
+using testing::run_dtrain;
 using testing::TempDir;
-
-struct Output {
-  int code = -1;
-  std::string text;
-};
-
-Output run_dtrain(const std::string& args) {
-  std::string cmd = std::string(DTRAIN_BINARY_DIR) + "/dtrain " + args + " 2>&1";
-  Output out;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (!pipe) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) out.text.append(buf, n);
-  int status = pclose(pipe);
-  out.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
-}
 
 // A fake Fashion-MNIST directory (data_test_util.h: 1024 training, 256 test images), made once
 // per process: loading it takes milliseconds where the real one takes seconds.
@@ -76,7 +61,7 @@ std::string ckpt(const fs::path& dir, int step) {
 
 // Writes ckpt-3 and ckpt-6 into `dir`.
 void write_two_checkpoints(const fs::path& dir) {
-  Output out =
+  CommandOutput out =
       run_dtrain(job() + " --max-steps 6 --checkpoint-every 3 --checkpoint-dir " + dir.string());
   ASSERT_EQ(out.code, 0) << out.text;
   ASSERT_TRUE(fs::exists(ckpt(dir, 3) + "/manifest.json")) << out.text;
@@ -109,12 +94,12 @@ void check_bad_newest(const std::function<void(const fs::path&)>& damage,
   write_two_checkpoints(dir.path());
   damage(fs::path(ckpt(dir.path(), 6)));
 
-  Output exact = run_dtrain(job() + " --max-steps 8 --resume " + ckpt(dir.path(), 6));
+  CommandOutput exact = run_dtrain(job() + " --max-steps 8 --resume " + ckpt(dir.path(), 6));
   EXPECT_EQ(exact.code, 1) << exact.text;
   EXPECT_TRUE(contains(exact.text, problem)) << exact.text;
   EXPECT_TRUE(contains(exact.text, ckpt(dir.path(), 6))) << exact.text;
 
-  Output automatic =
+  CommandOutput automatic =
       run_dtrain(job() + " --max-steps 8 --resume auto --checkpoint-dir " + dir.path().string());
   EXPECT_EQ(automatic.code, 0) << automatic.text;
   EXPECT_TRUE(contains(automatic.text, "checkpoint: skipped " + ckpt(dir.path(), 6) + ": "))
@@ -142,13 +127,14 @@ TEST(CheckpointCliTest, MissingFile) {
 TEST(CheckpointCliTest, CheckpointOfAnotherModel) {
   TempDir dir;
   write_two_checkpoints(dir.path());
-  Output exact = run_dtrain(job(/*hidden=*/48) + " --max-steps 8 --resume " + ckpt(dir.path(), 6));
+  CommandOutput exact =
+      run_dtrain(job(/*hidden=*/48) + " --max-steps 8 --resume " + ckpt(dir.path(), 6));
   EXPECT_EQ(exact.code, 1) << exact.text;
   EXPECT_TRUE(contains(exact.text, "was written for another model")) << exact.text;
   EXPECT_TRUE(contains(exact.text, "[mismatch]")) << exact.text;
 
   // auto: both checkpoints are of the 32-wide model, so the 48-wide one starts from scratch.
-  Output automatic =
+  CommandOutput automatic =
       run_dtrain(job(48) + " --max-steps 2 --resume auto --checkpoint-dir " + dir.path().string());
   EXPECT_EQ(automatic.code, 0) << automatic.text;
   EXPECT_TRUE(contains(automatic.text, "skipped " + ckpt(dir.path(), 6))) << automatic.text;
@@ -160,16 +146,16 @@ TEST(CheckpointCliTest, CheckpointOfAnotherModel) {
 
 TEST(CheckpointCliTest, MissingPathAndBadFlags) {
   TempDir dir;
-  Output missing = run_dtrain(job() + " --max-steps 2 --resume " + ckpt(dir.path(), 99));
+  CommandOutput missing = run_dtrain(job() + " --max-steps 2 --resume " + ckpt(dir.path(), 99));
   EXPECT_EQ(missing.code, 1) << missing.text;
   EXPECT_TRUE(contains(missing.text, "[not found]")) << missing.text;
   EXPECT_TRUE(contains(missing.text, ckpt(dir.path(), 99) + " does not exist")) << missing.text;
 
-  Output interval =
+  CommandOutput interval =
       run_dtrain(job() + " --checkpoint-every 10m --checkpoint-dir " + dir.path().string());
   EXPECT_EQ(interval.code, 2) << interval.text;
   EXPECT_TRUE(contains(interval.text, "checkpoint_every")) << interval.text;
-  Output no_dir = run_dtrain(job() + " --resume auto");
+  CommandOutput no_dir = run_dtrain(job() + " --resume auto");
   EXPECT_EQ(no_dir.code, 2) << no_dir.text;
   EXPECT_TRUE(contains(no_dir.text, "'resume'")) << no_dir.text;
 }
@@ -229,7 +215,7 @@ TEST(CheckpointCliTest, KillDuringSavesKeepsThePreviousCheckpoint) {
     EXPECT_NO_THROW(load_checkpoint(path)) << path;
   }
   const int64_t step = choice.checkpoint->step;
-  Output resumed = run_dtrain(
+  CommandOutput resumed = run_dtrain(
       "train --model mlp --hidden 512 --global-batch 64 --quiet "
       "--no-summary --epochs 1000 --data-dir " +
       data_dir() + " --resume auto --checkpoint-dir " + dir.path().string() + " --max-steps " +
@@ -248,7 +234,7 @@ TEST(CheckpointCliTest, RunOnTwoWorkersSavesOnATimeIntervalAndResumes) {
       "run --nproc 2 --model mlp --hidden 32 --global-batch 64 "
       "--quiet --log-every 2 --data-dir " +
       data_dir() + " --checkpoint-dir " + dir.path().string();
-  Output first = run_dtrain(common + " --checkpoint-every 0.01s --max-steps 12");
+  CommandOutput first = run_dtrain(common + " --checkpoint-every 0.01s --max-steps 12");
   ASSERT_EQ(first.code, 0) << first.text;
   EXPECT_TRUE(contains(first.text, "checkpoint: ")) << first.text;
   // Time votes at log steps (every 2 steps) plus the final save: several checkpoints, all even
@@ -257,7 +243,7 @@ TEST(CheckpointCliTest, RunOnTwoWorkersSavesOnATimeIntervalAndResumes) {
   ASSERT_GE(saved.size(), 2u) << first.text;
   EXPECT_EQ(saved.back(), ckpt(dir.path(), 12));
 
-  Output second = run_dtrain(common + " --resume auto --max-steps 16");
+  CommandOutput second = run_dtrain(common + " --resume auto --max-steps 16");
   ASSERT_EQ(second.code, 0) << second.text;
   EXPECT_TRUE(contains(second.text, "resuming from " + ckpt(dir.path(), 12) + " (step 12)"))
       << second.text;

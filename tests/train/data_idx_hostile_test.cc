@@ -10,6 +10,7 @@
 #include <string>
 
 #include "checkpoint/hostile_files.h"
+#include "common/error_of.h"
 #include "data/idx.h"
 #include "data_test_util.h"
 #include "dtrain/data.h"
@@ -20,6 +21,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::AddressSpaceCap;
+using testing::error_of;
 using testing::TempDir;
 
 constexpr uint64_t kHeadroom = uint64_t{1} << 30;
@@ -40,17 +42,6 @@ void write_gzip(const fs::path& path, const std::string& bytes) {
   ASSERT_EQ(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())),
             static_cast<int>(bytes.size()));
   ASSERT_EQ(gzclose(f), Z_OK);
-}
-
-template <typename E, typename Fn>
-std::string error_of(Fn fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an exception";
-  return "";
 }
 
 bool contains(const std::string& text, const std::string& part) {

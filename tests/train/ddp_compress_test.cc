@@ -1,7 +1,6 @@
 // Gradient compression inside DDP (DdpOptions::compress): accuracy against dense DDP, exact byte
 // accounting, dense warm-up, identical replicas, local SGD, bad specs, and `dtrain run --compress`.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -14,6 +13,7 @@
 #include "dtrain/ddp.h"
 #include "dtrain/error.h"
 #include "dtrain/models.h"
+#include "train/dtrain_process.h"
 
 namespace dtrain {
 namespace {
@@ -235,18 +235,11 @@ TEST(DdpCompress, BadSpecIsInvalidArgumentAtConstruction) {
 TEST(DdpCompressCli, RunLinregWithFp16Converges) {
   auto metrics = std::filesystem::temp_directory_path() /
                  ("dtrain_compress_cli_" + std::to_string(getpid()) + ".jsonl");
-  std::string cmd = std::string(DTRAIN_BINARY_DIR) +
-                    "/dtrain run --compress fp16 --model linreg --dataset synthetic-linear "
-                    "--nproc 2 --metrics " +
-                    metrics.string() + " 2>&1";
-  std::string text;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) text.append(buf, n);
-  int status = pclose(pipe);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << text;
+  testing::CommandOutput run = testing::run_dtrain(
+      "run --compress fp16 --model linreg --dataset synthetic-linear --nproc 2 --metrics " +
+      metrics.string());
+  const std::string& text = run.text;
+  ASSERT_EQ(run.code, 0) << text;
   std::smatch m;
   ASSERT_TRUE(std::regex_search(
       text, m, std::regex("Final Model Parameters: theta_0 = ([-0-9.]+), theta_1 = ([-0-9.]+)")))

@@ -3,110 +3,32 @@
 // the group falling below its minimum, and a worker joining a running job.
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <regex>
-#include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "train/data_test_util.h"
-
-extern char** environ;
+#include "train/dtrain_process.h"
 
 namespace dtrain {
 namespace {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
+using testing::children_of;
+using testing::DtrainProcess;
 using testing::TempDir;
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// A child process whose stdout and stderr go to one file.
-class Child {
- public:
-  Child(const std::vector<std::string>& args, const fs::path& out,
-        const std::vector<std::string>& extra_env = {})
-      : out_(out) {
-    std::vector<std::string> argv = {std::string(DTRAIN_BINARY_DIR) + "/dtrain"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    std::vector<char*> cargv;
-    for (auto& a : argv) cargv.push_back(a.data());
-    cargv.push_back(nullptr);
-    std::vector<std::string> env;
-    for (char** e = environ; *e; ++e) env.emplace_back(*e);
-    env.insert(env.end(), extra_env.begin(), extra_env.end());
-    std::vector<char*> cenv;
-    for (auto& e : env) cenv.push_back(e.data());
-    cenv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    if (posix_spawn(&pid_, cargv[0], &actions, nullptr, cargv.data(), cenv.data()) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&actions);
-  }
-  ~Child() {
-    if (pid_ > 0 && code_ == kRunning) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  pid_t pid() const { return pid_; }
-  std::string output() const { return slurp(out_); }
-  // Exit code, or -1 when it did not exit within `limit` (then it is killed).
-  int wait(std::chrono::seconds limit) {
-    auto end = Clock::now() + limit;
-    while (Clock::now() < end) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        return code_;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return -1;
-  }
-
- private:
-  static constexpr int kRunning = -2;
-  fs::path out_;
-  pid_t pid_ = -1;
-  int code_ = kRunning;
-};
+using testing::wait_for_text;
 
 // The pids of the processes whose parent is `parent` and whose environment has DTRAIN_RANK=id.
 std::vector<pid_t> workers_with_id(pid_t parent, int id) {
   std::vector<pid_t> found;
-  for (const auto& entry : fs::directory_iterator("/proc")) {
-    std::string name = entry.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::string stat = slurp(entry.path() / "stat");
-    auto close = stat.rfind(')');
-    if (close == std::string::npos) continue;
-    std::istringstream rest(stat.substr(close + 2));
-    std::string state;
-    pid_t ppid = 0;
-    rest >> state >> ppid;
-    if (ppid != parent) continue;
-    std::string env = slurp(entry.path() / "environ");
-    if (env.find(std::string("DTRAIN_RANK=") + std::to_string(id) + '\0') != std::string::npos) {
-      found.push_back(std::stoi(name));
-    }
+  for (auto [pid, rank] : children_of(parent)) {
+    if (rank == id) found.push_back(pid);
   }
   return found;
 }
@@ -119,12 +41,9 @@ double accuracy_of(const std::string& output) {
 
 // The job: an MLP on Fashion-MNIST, 3 workers, 180 steps of 96 (about 6 s on 2 cores).
 std::vector<std::string> job(std::vector<std::string> extra = {}) {
-  std::vector<std::string> args = {"run",          "--nproc",        "3",
-                                   "--model",      "mlp",            "--hidden",
-                                   "64",           "--global-batch", "96",
-                                   "--max-steps",  "180",            "--log-every",
-                                   "10",           "--eval-every",   "0",
-                                   "--quiet"};
+  std::vector<std::string> args = {
+      "run", "--nproc",     "3",   "--model",     "mlp", "--hidden",     "64", "--global-batch",
+      "96",  "--max-steps", "180", "--log-every", "10",  "--eval-every", "0",  "--quiet"};
   args.insert(args.end(), extra.begin(), extra.end());
   return args;
 }
@@ -132,21 +51,17 @@ std::vector<std::string> job(std::vector<std::string> extra = {}) {
 // Note: one long test (two training runs): the acceptance test of elastic recovery.
 TEST(ElasticEndToEnd, WorkerKilledFromOutsideMidTraining) {
   TempDir dir;
-  Child plain(job(), dir.path() / "plain.out");
+  DtrainProcess plain(job(), dir.path() / "plain.out");
   ASSERT_EQ(plain.wait(std::chrono::seconds(120)), 0) << plain.output();
   double plain_accuracy = accuracy_of(plain.output());
   ASSERT_GT(plain_accuracy, 50) << plain.output();
 
   fs::path metrics = dir.path() / "metrics.jsonl";
-  Child elastic(job({"--elastic", "--min-workers", "2", "--commit-every", "10", "--metrics",
-                     metrics.string()}),
-                dir.path() / "elastic.out");
+  DtrainProcess elastic(job({"--elastic", "--min-workers", "2", "--commit-every", "10", "--metrics",
+                             metrics.string()}),
+                        dir.path() / "elastic.out");
   // Kill worker id 2 once the group has logged step 60.
-  auto deadline = Clock::now() + std::chrono::seconds(60);
-  while (slurp(metrics).find("\"step\":60") == std::string::npos) {
-    ASSERT_LT(Clock::now(), deadline) << elastic.output();
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  ASSERT_TRUE(wait_for_text(metrics, "\"step\":60", std::chrono::seconds(60))) << elastic.output();
   std::vector<pid_t> victims = workers_with_id(elastic.pid(), 2);
   ASSERT_EQ(victims.size(), 1u) << elastic.output();
   ASSERT_EQ(::kill(victims[0], SIGKILL), 0);
@@ -155,7 +70,8 @@ TEST(ElasticEndToEnd, WorkerKilledFromOutsideMidTraining) {
   std::string out = elastic.output();
   EXPECT_NE(out.find("worker id 2 killed by signal SIGKILL"), std::string::npos) << out;
   std::smatch m;
-  ASSERT_TRUE(std::regex_search(out, m, std::regex("round 1 with 2 workers resumes at step (\\d+)")))
+  ASSERT_TRUE(
+      std::regex_search(out, m, std::regex("round 1 with 2 workers resumes at step (\\d+)")))
       << out;
   ASSERT_TRUE(std::regex_search(out, m, std::regex("steps trained again +\\| (\\d+)"))) << out;
   int lost = std::stoi(m[1]);
@@ -169,10 +85,10 @@ TEST(ElasticEndToEnd, WorkerKilledFromOutsideMidTraining) {
 
 TEST(ElasticEndToEnd, BelowTheMinimumEndsWithAMessage) {
   TempDir dir;
-  Child run({"run", "--nproc", "2", "--elastic", "--min-workers", "2", "--model", "mlp",
-             "--hidden", "16", "--max-steps", "60", "--global-batch", "64", "--quiet",
-             "--fault", "kill:rank=1,step=5", "--rendezvous-timeout-s", "2"},
-            dir.path() / "out");
+  DtrainProcess run({"run", "--nproc", "2", "--elastic", "--min-workers", "2", "--model", "mlp",
+                     "--hidden", "16", "--max-steps", "60", "--global-batch", "64", "--quiet",
+                     "--fault", "kill:rank=1,step=5", "--rendezvous-timeout-s", "2"},
+                    dir.path() / "out");
   int code = run.wait(std::chrono::seconds(60));
   std::string out = run.output();
   EXPECT_NE(code, 0) << out;
@@ -186,25 +102,21 @@ TEST(ElasticEndToEnd, LaterWorkerJoinsAtTheNextCommit) {
   fs::path metrics = dir.path() / "metrics.jsonl";
   std::string port = std::to_string(20000 + (::getpid() % 20000));
   std::string store = "127.0.0.1:" + port;
-  std::vector<std::string> train = {"--", std::string(DTRAIN_BINARY_DIR) + "/dtrain", "train",
-                                    "--model", "mlp", "--hidden", "32", "--global-batch", "96",
-                                    "--max-steps", "1200", "--log-every", "10", "--commit-every",
-                                    "10", "--quiet", "--no-summary", "--metrics", metrics.string(),
+  std::vector<std::string> train = {"--", testing::dtrain_binary(), "train", "--model", "mlp",
+                                    "--hidden", "32", "--global-batch", "96", "--max-steps", "1200",
+                                    "--log-every", "10", "--commit-every", "10", "--quiet",
+                                    "--no-summary", "--metrics", metrics.string(),
                                     // ~6 s of training: time for the joiner to start
                                     "--fault", "delay:rank=0,ms=5"};
-  std::vector<std::string> first = {"launch", "--nproc", "2", "--elastic", "--max-workers", "3",
-                                    "--store", store};
+  std::vector<std::string> first = {"launch",        "--nproc", "2",       "--elastic",
+                                    "--max-workers", "3",       "--store", store};
   first.insert(first.end(), train.begin(), train.end());
-  Child node0(first, dir.path() / "node0.out", {"DTRAIN_SECRET=elastic-test"});
-  auto deadline = Clock::now() + std::chrono::seconds(60);
-  while (slurp(metrics).find("\"step\":20") == std::string::npos) {
-    ASSERT_LT(Clock::now(), deadline) << node0.output();
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  std::vector<std::string> join = {"launch", "--nproc", "1", "--elastic", "--join", "--store",
-                                   store};
+  DtrainProcess node0(first, dir.path() / "node0.out", {"DTRAIN_SECRET=elastic-test"});
+  ASSERT_TRUE(wait_for_text(metrics, "\"step\":20", std::chrono::seconds(60))) << node0.output();
+  std::vector<std::string> join = {"launch", "--nproc", "1",  "--elastic",
+                                   "--join", "--store", store};
   join.insert(join.end(), train.begin(), train.end());
-  Child node1(join, dir.path() / "node1.out", {"DTRAIN_SECRET=elastic-test"});
+  DtrainProcess node1(join, dir.path() / "node1.out", {"DTRAIN_SECRET=elastic-test"});
   ASSERT_EQ(node0.wait(std::chrono::seconds(120)), 0) << node0.output() << node1.output();
   ASSERT_EQ(node1.wait(std::chrono::seconds(30)), 0) << node1.output();
   std::string out = node0.output() + node1.output();

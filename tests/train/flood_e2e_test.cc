@@ -23,6 +23,7 @@
 #include "comm/store/tcp_store_protocol.h"
 #include "dtrain/error.h"
 #include "dtrain/tcp_store.h"
+#include "train/dtrain_process.h"
 
 namespace dtrain {
 namespace {
@@ -52,18 +53,14 @@ struct JobRun {
 
 // Two workers, one epoch of the MLP on Fashion-MNIST, the store on `port`, bounded by `timeout`.
 JobRun train(uint16_t port, const std::string& run_id, const std::string& metrics) {
-  std::string dtrain = std::string(DTRAIN_BINARY_DIR) + "/dtrain";
+  std::string dtrain = testing::dtrain_binary();
   std::string cmd = "DTRAIN_SECRET=" + std::string(kSecret) + " timeout -k 5 240 " + dtrain +
                     " launch --nproc 2 --store 127.0.0.1:" + std::to_string(port) + " --run-id " +
                     run_id + " -- " + dtrain + " train --epochs 1 --metrics " + metrics + " 2>&1";
+  testing::CommandOutput out = testing::run_command(cmd);
   JobRun run;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (!pipe) return run;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) run.text.append(buf, n);
-  int status = pclose(pipe);
-  run.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  run.code = out.code;
+  run.text = std::move(out.text);
   std::ifstream in(metrics);
   std::smatch m;
   for (std::string line; std::getline(in, line);) {

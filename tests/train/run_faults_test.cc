@@ -3,9 +3,7 @@
 //     SIGKILLs it, the job finishes and prints its summary (instead of waiting for it forever);
 //   - the launcher itself SIGKILLed: its workers die with it, and the run directory it left is
 //     removed by the next `dtrain run`.
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,114 +13,29 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <regex>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "common/child_wait.h"
 #include "train/data_test_util.h"
-
-extern char** environ;
+#include "train/dtrain_process.h"
 
 namespace dtrain {
 namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
+using testing::children_of;
+using testing::DtrainProcess;
+using testing::reap_or_kill;
+using testing::slurp;
 using testing::TempDir;
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using testing::wait_for_text;
 
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-// `dtrain ARGS...` with stdout and stderr into one file; SIGKILLed on destruction if running.
-class Dtrain {
- public:
-  Dtrain(const std::vector<std::string>& args, const fs::path& out,
-         const std::vector<std::string>& extra_env = {})
-      : out_(out) {
-    std::vector<std::string> argv = {std::string(DTRAIN_BINARY_DIR) + "/dtrain"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    std::vector<char*> cargv;
-    for (auto& a : argv) cargv.push_back(a.data());
-    cargv.push_back(nullptr);
-    std::vector<std::string> env;
-    for (char** e = environ; *e; ++e) env.emplace_back(*e);
-    env.insert(env.end(), extra_env.begin(), extra_env.end());
-    std::vector<char*> cenv;
-    for (auto& e : env) cenv.push_back(e.data());
-    cenv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    if (posix_spawn(&pid_, cargv[0], &actions, nullptr, cargv.data(), cenv.data()) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&actions);
-  }
-  ~Dtrain() {
-    if (pid_ > 0 && !reaped_) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  pid_t pid() const { return pid_; }
-  std::string output() const { return slurp(out_); }
-  // The wait status, or -1 when it did not end within `limit`.
-  int wait(std::chrono::seconds limit) {
-    int status = 0;
-    bool ended = reap(pid_, status, limit);
-    reaped_ = ended;
-    return ended ? status : -1;
-  }
-  // Waits (every 20 ms, at most `limit`) for the child `pid` of this process to end.
-  static bool reap(pid_t pid, int& status, std::chrono::milliseconds limit) {
-    auto end = Clock::now() + limit;
-    while (::waitpid(pid, &status, WNOHANG) != pid) {
-      if (Clock::now() >= end) return false;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return true;
-  }
-
- private:
-  fs::path out_;
-  pid_t pid_ = -1;
-  bool reaped_ = false;
-};
-
-// The children of `parent` (from /proc), each with its DTRAIN_RANK (-1 if none).
-std::vector<std::pair<pid_t, int>> children_of(pid_t parent) {
-  std::vector<std::pair<pid_t, int>> found;
-  for (const auto& entry : fs::directory_iterator("/proc")) {
-    std::string name = entry.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::string stat = slurp(entry.path() / "stat");
-    auto close = stat.rfind(')');
-    if (close == std::string::npos) continue;
-    std::istringstream rest(stat.substr(close + 2));
-    std::string state;
-    pid_t ppid = 0;
-    rest >> state >> ppid;
-    if (ppid != parent) continue;
-    std::string env = slurp(entry.path() / "environ");
-    std::smatch m;
-    int rank = -1;
-    if (std::regex_search(env, m, std::regex(std::string("DTRAIN_RANK=(\\d+)") + '\0'))) {
-      rank = std::stoi(m[1]);
-    }
-    found.emplace_back(std::stoi(name), rank);
-  }
-  return found;
 }
 
 // Whether `pid` is gone or a zombie.
@@ -130,15 +43,6 @@ bool ended(pid_t pid) {
   std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
   auto close = stat.rfind(')');
   return close == std::string::npos || stat.substr(close + 2, 1) == "Z";
-}
-
-bool wait_for_text(const fs::path& file, const std::string& text, std::chrono::seconds limit) {
-  auto end = Clock::now() + limit;
-  while (slurp(file).find(text) == std::string::npos) {
-    if (Clock::now() >= end) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return true;
 }
 
 std::vector<fs::path> run_dirs(const fs::path& tmp) {
@@ -156,34 +60,34 @@ std::vector<fs::path> run_dirs(const fs::path& tmp) {
 TEST(RunFaults, FrozenElasticWorkerIsKilledAndTheJobFinishes) {
   TempDir dir;
   fs::path metrics = dir.path() / "metrics.jsonl";
-  Dtrain run({"run",
-              "--elastic",
-              "--nproc",
-              "3",
-              "--min-workers",
-              "2",
-              "--heartbeat-timeout-s",
-              "2",
-              "--commit-every",
-              "10",
-              "--model",
-              "linreg",
-              "--dataset",
-              "synthetic-linear",
-              "--global-batch",
-              "96",
-              "--max-steps",
-              "150",
-              "--log-every",
-              "10",
-              "--eval-every",
-              "0",
-              "--quiet",
-              "--fault",
-              "delay:rank=0,ms=20",
-              "--metrics",
-              metrics.string()},
-             dir.path() / "out");
+  DtrainProcess run({"run",
+                     "--elastic",
+                     "--nproc",
+                     "3",
+                     "--min-workers",
+                     "2",
+                     "--heartbeat-timeout-s",
+                     "2",
+                     "--commit-every",
+                     "10",
+                     "--model",
+                     "linreg",
+                     "--dataset",
+                     "synthetic-linear",
+                     "--global-batch",
+                     "96",
+                     "--max-steps",
+                     "150",
+                     "--log-every",
+                     "10",
+                     "--eval-every",
+                     "0",
+                     "--quiet",
+                     "--fault",
+                     "delay:rank=0,ms=20",
+                     "--metrics",
+                     metrics.string()},
+                    dir.path() / "out");
   ASSERT_TRUE(wait_for_text(metrics, "\"step\":30", std::chrono::seconds(60))) << run.output();
   pid_t victim = -1;
   for (auto [pid, rank] : children_of(run.pid())) {
@@ -201,7 +105,7 @@ TEST(RunFaults, FrozenElasticWorkerIsKilledAndTheJobFinishes) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  int status = run.wait(std::chrono::seconds(60));
+  int status = run.wait_status(std::chrono::seconds(60));
   double ended_after = seconds_since(stopped_at);
   if (!ended(victim)) ::kill(victim, SIGKILL);  // a failed run must not leave it stopped
   std::string out = run.output();
@@ -225,34 +129,30 @@ TEST(RunFaults, KilledRunTakesItsWorkersAndTheNextRunRemovesItsDirectory) {
   fs::create_directories(tmp);
   fs::path metrics = dir.path() / "metrics.jsonl";
   ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
-  Dtrain run({"run", "--nproc", "2", "--model", "linreg", "--dataset", "synthetic-linear",
-              "--epochs", "100000", "--log-every", "5", "--eval-every", "0", "--quiet", "--fault",
-              "delay:rank=0,ms=5", "--metrics", metrics.string()},
-             dir.path() / "out", {"TMPDIR=" + tmp.string()});
+  DtrainProcess run({"run", "--nproc", "2", "--model", "linreg", "--dataset", "synthetic-linear",
+                     "--epochs", "100000", "--log-every", "5", "--eval-every", "0", "--quiet",
+                     "--fault", "delay:rank=0,ms=5", "--metrics", metrics.string()},
+                    dir.path() / "out", {"TMPDIR=" + tmp.string()});
   ASSERT_TRUE(wait_for_text(metrics, "\"step\":5", std::chrono::seconds(60))) << run.output();
   auto workers = children_of(run.pid());
   ASSERT_EQ(workers.size(), 2u) << run.output();
   ASSERT_EQ(run_dirs(tmp).size(), 1u);
 
   ASSERT_EQ(::kill(run.pid(), SIGKILL), 0);
-  ASSERT_NE(run.wait(std::chrono::seconds(10)), -1);
+  ASSERT_NE(run.wait_status(std::chrono::seconds(10)), -1);
   for (auto [pid, rank] : workers) {
     int status = 0;
-    bool gone = Dtrain::reap(pid, status, std::chrono::seconds(5));
-    if (!gone) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-    }
+    bool gone = reap_or_kill(pid, status, std::chrono::seconds(5));
     EXPECT_TRUE(gone) << "worker rank " << rank << " outlived its launcher";
     EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
   }
   ::prctl(PR_SET_CHILD_SUBREAPER, 0);
   ASSERT_EQ(run_dirs(tmp).size(), 1u) << "SIGKILL runs no destructor: the directory stays";
 
-  Dtrain next({"run", "--nproc", "1", "--model", "linreg", "--dataset", "synthetic-linear",
-               "--max-steps", "2", "--quiet"},
-              dir.path() / "next.out", {"TMPDIR=" + tmp.string()});
-  int status = next.wait(std::chrono::seconds(60));
+  DtrainProcess next({"run", "--nproc", "1", "--model", "linreg", "--dataset", "synthetic-linear",
+                      "--max-steps", "2", "--quiet"},
+                     dir.path() / "next.out", {"TMPDIR=" + tmp.string()});
+  int status = next.wait_status(std::chrono::seconds(60));
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << next.output();
   EXPECT_TRUE(run_dirs(tmp).empty()) << "the dead launcher's run directory was left behind";
 }

@@ -9,38 +9,17 @@
 #include <string>
 #include <vector>
 
+#include "train/dtrain_process.h"
+
 namespace {
 
-struct Output {
-  int code = -1;
-  std::string text;
-};
-
-// Starts `dtrain ARGS` with stdout and stderr captured into a pipe.
-FILE* start_dtrain(const std::string& args) {
-  std::string cmd = std::string(DTRAIN_BINARY_DIR) + "/dtrain " + args + " 2>&1";
-  return popen(cmd.c_str(), "r");
-}
-
-// Reads a started dtrain's output to the end; its exit code.
-Output finish_dtrain(FILE* pipe) {
-  Output out;
-  if (!pipe) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) out.text.append(buf, n);
-  int status = pclose(pipe);
-  out.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
-}
-
-// Runs `dtrain ARGS` with stdout and stderr captured; the exit code of the binary.
-Output run_dtrain(const std::string& args) {
-  return finish_dtrain(start_dtrain(args));
-}
+using dtrain::testing::CommandOutput;
+using dtrain::testing::finish_command;
+using dtrain::testing::run_dtrain;
+using dtrain::testing::start_dtrain;
 
 TEST(TrainerCliTest, RunLinregOnTwoWorkersPrintsTheClassicLines) {
-  Output out = run_dtrain("run --model linreg --dataset synthetic-linear --nproc 2");
+  CommandOutput out = run_dtrain("run --model linreg --dataset synthetic-linear --nproc 2");
   ASSERT_EQ(out.code, 0) << out.text;
   EXPECT_TRUE(std::regex_search(out.text, std::regex("Epoch: 1, Loss: [0-9.]+"))) << out.text;
   std::smatch m;
@@ -55,11 +34,11 @@ TEST(TrainerCliTest, RunLinregOnTwoWorkersPrintsTheClassicLines) {
 }
 
 TEST(TrainerCliTest, BadConfigExitsWithTwoAndNamesTheKey) {
-  Output unknown = run_dtrain("run --epochz 3");
+  CommandOutput unknown = run_dtrain("run --epochz 3");
   EXPECT_EQ(unknown.code, 2) << unknown.text;
   EXPECT_NE(unknown.text.find("epochz"), std::string::npos) << unknown.text;
 
-  Output indivisible = run_dtrain(
+  CommandOutput indivisible = run_dtrain(
       "run --nproc 2 --global-batch 33 --model linreg "
       "--dataset synthetic-linear");
   EXPECT_EQ(indivisible.code, 2) << indivisible.text;
@@ -69,7 +48,7 @@ TEST(TrainerCliTest, BadConfigExitsWithTwoAndNamesTheKey) {
   FILE* f = fopen(path.c_str(), "w");
   fputs("model: linreg\nlearning_rate: 0.1\n", f);
   fclose(f);
-  Output file = run_dtrain("train --config " + path.string());
+  CommandOutput file = run_dtrain("train --config " + path.string());
   EXPECT_EQ(file.code, 2) << file.text;
   EXPECT_NE(file.text.find("learning_rate"), std::string::npos) << file.text;
   std::filesystem::remove(path);
@@ -112,7 +91,7 @@ TEST(TrainerCliTest, BadNumbersAndFilesExitWithTwoAndNameTheKey) {
   for (const Case& c : cases) started.push_back(start_dtrain(c.args + fast));
   for (size_t i = 0; i < started.size(); ++i) {
     const Case& c = cases[i];
-    Output out = finish_dtrain(started[i]);
+    CommandOutput out = finish_command(started[i]);
     EXPECT_EQ(out.code, 2) << c.args << "\n" << out.text;
     EXPECT_NE(out.text.find(c.names), std::string::npos) << c.args << "\n" << out.text;
     EXPECT_EQ(out.text.find("internal"), std::string::npos) << c.args << "\n" << out.text;
@@ -124,23 +103,23 @@ TEST(TrainerCliTest, BadNumbersAndFilesExitWithTwoAndNameTheKey) {
 
 // `dtrain launch --nproc` takes an int: a value that does not fit is a usage error, not a wrap.
 TEST(TrainerCliTest, LaunchRefusesAnNprocThatDoesNotFit) {
-  Output out = run_dtrain("launch --nproc 4294967298 -- true");
+  CommandOutput out = run_dtrain("launch --nproc 4294967298 -- true");
   EXPECT_EQ(out.code, 2) << out.text;
   EXPECT_NE(out.text.find("--nproc"), std::string::npos) << out.text;
   // Octal and hex spellings would start 8 and 16 workers: counts are decimal.
   for (const char* bad : {"010", "0x10", "1e1", "+2"}) {
-    Output o = run_dtrain(std::string("launch --nproc ") + bad + " -- true");
+    CommandOutput o = run_dtrain(std::string("launch --nproc ") + bad + " -- true");
     EXPECT_EQ(o.code, 2) << bad << ": " << o.text;
     EXPECT_NE(o.text.find("decimal"), std::string::npos) << o.text;
   }
 }
 
 TEST(TrainerCliTest, TransportKeyTakesTcpOrGlooAndBothTrain) {
-  Output bad = run_dtrain("train --transport udp");
+  CommandOutput bad = run_dtrain("train --transport udp");
   EXPECT_EQ(bad.code, 2) << bad.text;
   EXPECT_NE(bad.text.find("transport"), std::string::npos) << bad.text;
   for (const char* t : {"tcp", "gloo"}) {
-    Output out =
+    CommandOutput out =
         run_dtrain(std::string("run --nproc 2 --model linreg --dataset synthetic-linear ") +
                    "--transport " + t);
     EXPECT_EQ(out.code, 0) << t << ": " << out.text;
