@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "checkpoint/checkpoint_fs.h"
+#include "core/regular_file.h"
 #include "dtrain/error.h"
 
 namespace dtrain {
@@ -19,17 +20,6 @@ namespace {
   std::string message = what + " " + path + ": " + std::strerror(err);
   if (err == ENOENT) throw NotFoundError(message);
   throw IoError(message);
-}
-
-// "FIFO", "directory", ... for messages about a file that is not what it should be.
-std::string kind_of(mode_t mode) {
-  if (S_ISREG(mode)) return "regular file";
-  if (S_ISDIR(mode)) return "directory";
-  if (S_ISFIFO(mode)) return "FIFO";
-  if (S_ISSOCK(mode)) return "socket";
-  if (S_ISCHR(mode)) return "character device";
-  if (S_ISBLK(mode)) return "block device";
-  return "special file";
 }
 
 // Closes a file descriptor on scope exit (errors of close on the success path are checked by the
@@ -132,36 +122,18 @@ class PosixCheckpointFs final : public CheckpointFs {
     out.regular = S_ISREG(st.st_mode);
     out.directory = S_ISDIR(st.st_mode);
     out.bytes = static_cast<uint64_t>(st.st_size);
-    out.kind = kind_of(st.st_mode);
+    out.kind = file_kind_name(st.st_mode);
     return out;
   }
 
   std::vector<uint8_t> read_file(const std::string& path, uint64_t max_bytes) override {
-    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever. It has
-    // no effect on the reads of a regular file, the only kind read below.
-    Fd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
-    if (fd.get() < 0) throw_errno("cannot open", path, errno);
-    struct stat st;
-    if (::fstat(fd.get(), &st) != 0) throw_errno("cannot stat", path, errno);
-    if (!S_ISREG(st.st_mode))
-      throw IoError(path + " is a " + kind_of(st.st_mode) + ", not a regular file");
-    const auto size = static_cast<uint64_t>(st.st_size);
-    if (size > max_bytes) {
-      throw IoError(path + " holds " + std::to_string(size) + " bytes, more than the " +
+    RegularFile file(path);
+    if (file.size() > max_bytes) {
+      throw IoError(path + " holds " + std::to_string(file.size()) + " bytes, more than the " +
                     std::to_string(max_bytes) + " expected");
     }
-    std::vector<uint8_t> data(static_cast<size_t>(size));
-    size_t done = 0;
-    while (done < data.size()) {
-      ssize_t n = ::read(fd.get(), data.data() + done, data.size() - done);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        throw_errno("cannot read", path, errno);
-      }
-      if (n == 0) break;  // shrank while reading: return what is there
-      done += static_cast<size_t>(n);
-    }
-    data.resize(done);
+    std::vector<uint8_t> data(static_cast<size_t>(file.size()));
+    data.resize(file.read(data.data(), data.size()));  // shrank while reading: what is there
     return data;
   }
 };

@@ -1,16 +1,11 @@
 // Config files: reading one (a bounded regular file), JSON through a SAX handler, and the flat
 // YAML subset. Both formats hand each key's value as text to set_config_value, so files and
 // flags share one parser and one range check per key (config_keys.cc).
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/regular_file.h"
 #include "dtrain/config.h"
 #include "dtrain/error.h"
 #include "train/config_internal.h"
@@ -201,55 +196,22 @@ void apply_yaml(TrainConfig& config, std::string_view text, std::string_view ori
   }
 }
 
-std::string file_kind(mode_t mode) {
-  if (S_ISDIR(mode)) return "a directory";
-  if (S_ISFIFO(mode)) return "a FIFO";
-  if (S_ISCHR(mode)) return "a character device";
-  if (S_ISBLK(mode)) return "a block device";
-  if (S_ISSOCK(mode)) return "a socket";
-  return "not a regular file";
-}
-
-// Closes a file descriptor on scope exit.
-struct Fd {
-  int fd;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
 }  // namespace
 
 ConfigFileText read_config_file(const std::string& path) {
   const std::string what = "config file '" + path + "'";
-  // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below anyway.
-  Fd file{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)};
-  if (file.fd < 0) throw IoError("cannot read " + what + ": " + std::strerror(errno));
-  struct stat st {};
-  if (::fstat(file.fd, &st) != 0)
-    throw IoError("cannot stat " + what + ": " + std::strerror(errno));
-  if (!S_ISREG(st.st_mode)) {
-    throw InvalidArgumentError(what + " is " + file_kind(st.st_mode) + ", not a regular file");
-  }
+  // The user named the file: one that is not a regular file is bad input, not an I/O fault.
+  RegularFile file(
+      path, {.what = what, .missing = ErrorCode::kIo, .not_regular = ErrorCode::kInvalidArgument});
   const std::string too_large =
       what + " is larger than " + std::to_string(kMaxConfigFileBytes) + " bytes";
-  if (static_cast<uint64_t>(st.st_size) > kMaxConfigFileBytes) {
-    throw InvalidArgumentError(too_large);
-  }
+  if (file.size() > kMaxConfigFileBytes) throw InvalidArgumentError(too_large);
   // Read at most one byte past the bound: a file that grew since fstat is refused too.
   ConfigFileText out;
   std::string& text = out.text;
   text.resize(kMaxConfigFileBytes + 1);
-  size_t got = 0;
-  while (got < text.size()) {
-    ssize_t n = ::read(file.fd, text.data() + got, text.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw IoError("cannot read " + what + ": " + std::strerror(errno));
-    if (n == 0) break;
-    got += static_cast<size_t>(n);
-  }
-  if (got > kMaxConfigFileBytes) throw InvalidArgumentError(too_large);
-  text.resize(got);
+  text.resize(file.read(text.data(), text.size()));
+  if (text.size() > kMaxConfigFileBytes) throw InvalidArgumentError(too_large);
   if (text.find('\0') != std::string::npos) {
     throw InvalidArgumentError(what + " is not text (it holds a NUL byte)");
   }
