@@ -16,14 +16,18 @@ TEST(CommAsync, HandlesCompleteInIssueOrderWithStatus) {
     std::vector<std::vector<float>> bufs(kOps, std::vector<float>(1000));
     std::vector<std::shared_ptr<Work>> works;
     for (int k = 0; k < kOps; ++k) {
-      for (size_t i = 0; i < 1000; ++i) bufs[k][i] = static_cast<float>((rank + 1) * (k + 1));
+      for (size_t i = 0; i < 1000; ++i)
+        bufs[k][i] = static_cast<float>(input_value(rank, k * 1000 + i));
       works.push_back(comm->allreduce_async(bufs[k].data(), 1000, DType::kFloat32, ReduceOp::kSum));
     }
     for (int k = 0; k < kOps; ++k) {
       works[k]->wait(Deadline::after(std::chrono::seconds(20)));
       EXPECT_EQ(works[k]->state(), Work::State::kDone);
       EXPECT_FALSE(works[k]->error_code().has_value());
-      EXPECT_EQ(bufs[k][999], 6.0f * (k + 1));
+      for (size_t i = 0; i < 1000; ++i) {
+        ASSERT_EQ(bufs[k][i], expected_reduction(3, k * 1000 + i, ReduceOp::kSum, DType::kFloat32))
+            << "operation " << k << ", element " << i;
+      }
     }
     auto b = comm->barrier_async();
     b->wait(Deadline::after(std::chrono::seconds(20)));
@@ -91,7 +95,8 @@ TEST(CommP2P, SenderClosingRightAfterASendStillDeliversIt) {
       }
       comm->recv(data.data(), kCount, DType::kInt32, 0, 3);
       for (size_t i = 0; i < kCount; i += 4099) {
-        ASSERT_EQ(data[i], static_cast<int32_t>(i * 7 + round)) << "round " << round << " index " << i;
+        ASSERT_EQ(data[i], static_cast<int32_t>(i * 7 + round))
+            << "round " << round << " index " << i;
       }
       ASSERT_EQ(data[kCount - 1], static_cast<int32_t>((kCount - 1) * 7 + round));
     });
