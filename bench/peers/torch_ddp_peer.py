@@ -16,7 +16,9 @@ LibTorch generator), the normalisation (mean 0.2860, std 0.3530), SGD with momen
 0.05, the very same data order (dtrain_permutation replays dtrain's seeded shuffle; step s uses
 positions [s*G, (s+1)*G), rank r its contiguous slice of P = G / world), the last incomplete global
 batch dropped, DDP's default buckets (25 MiB, first bucket 1 MiB). With the same --seed both
-systems therefore run the same computation, up to the order of floating-point sums.
+systems therefore run the same computation, up to the order of floating-point sums
+(tests/train/torch_peer_test.cc checks the initialisation, the permutations and the batches
+against dtrain's own).
 Timing: from a barrier before the first step to a barrier after the last, evaluation excluded.
 The data set is read once in the parent, before the workers are forked (they share it), so
 start-up costs one torch import.
@@ -123,6 +125,14 @@ def dtrain_permutation(n, seed, epoch):
     return torch.tensor(order, dtype=torch.int64)
 
 
+def batch_indices(perm, step, rank, batch, world):
+    """The examples rank `rank` reads in step `step` of an epoch whose order is `perm`, as dtrain's
+    trainer takes them (docs/training.md, "Batch semantics and data order"): the global batch is
+    positions [step*G, (step+1)*G) with G = batch * world, and rank r reads its contiguous slice."""
+    base = step * batch * world + rank * batch
+    return perm[base:base + batch]
+
+
 def dtrain_init(model, seed):
     """dtrain's init_parameters (src/models/init.cc): one CPU generator seeded with `seed`, each
     Linear/Conv2d in registration order draws weight then bias from U(-1/sqrt(fan_in), +...).
@@ -169,8 +179,7 @@ def worker(rank, args, init_file, data, out_q):
         for s in range(steps_per_epoch):
             if args.max_steps and s >= args.max_steps:
                 break
-            base = s * args.batch * args.world + rank * args.batch
-            idx = perm[base:base + args.batch]
+            idx = batch_indices(perm, s, rank, args.batch, args.world)
             opt.zero_grad()
             with (net.no_sync() if args.no_sync and args.world > 1 else contextlib.nullcontext()):
                 loss = F.cross_entropy(net(xtr[idx]), ytr[idx])
@@ -202,7 +211,7 @@ def main():
     p.add_argument("--max-steps", type=int, default=0)
     p.add_argument("--batch", type=int, default=64, help="per-worker batch")
     p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=42, help="dtrain's default seed")
     p.add_argument("--no-sync", action="store_true",
                    help="no gradient allreduce (DDP no_sync on every step)")
     p.add_argument("--bind-to", choices=["none", "cpu"], default="none",
