@@ -20,12 +20,19 @@ TEST(CommFault, AbortFailsPendingAndFutureOperationsAtOnce) {
     auto comm = Communicator::create(store, rank, 2, test_options(std::chrono::seconds(20)));
     if (rank == 0) {
       float x = 0;
+      const uint64_t sent_before = comm->stats().bytes_sent;
       auto pending_recv = comm->recv_async(&x, 1, DType::kFloat32, 1, 1);  // never sent
       std::vector<float> v(10, 1.0f);
       // rank 1 never joins these
       auto pending_coll = comm->allreduce_async(v.data(), 10, DType::kFloat32, ReduceOp::kSum);
       auto queued = comm->allreduce_async(v.data(), 10, DType::kFloat32, ReduceOp::kSum);
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      // The first collective is under way (it has sent to rank 1) and waits for rank 1.
+      const Deadline started = Deadline::after(std::chrono::seconds(5));
+      while (comm->stats().bytes_sent == sent_before && !started.expired()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      ASSERT_GT(comm->stats().bytes_sent, sent_before) << "the first allreduce never started";
+      EXPECT_FALSE(pending_coll->done());
       auto start = Clock::now();
       comm->abort("test abort");
       for (auto& w : {pending_recv, pending_coll, queued}) {
@@ -64,8 +71,9 @@ TEST(CommFault, MissingPeerTimesOutWithinTheBound) {
   run_threads(3, [](int rank, std::shared_ptr<Store> store) {
     auto comm = Communicator::create(store, rank, 3, test_options(std::chrono::milliseconds(800)));
     if (rank == 2) {
-      // rank 2 skips the collective and waits until the others have failed
-      std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+      // rank 2 skips the collective and keeps its connections open until the others are done
+      // (closing them would fail the others with the lost peer instead of the timeout).
+      store->wait({"done/0", "done/1"}, Deadline::after(std::chrono::seconds(20)));
       return;
     }
     std::vector<float> v(1000, 1.0f);
@@ -82,6 +90,7 @@ TEST(CommFault, MissingPeerTimesOutWithinTheBound) {
     start = Clock::now();
     EXPECT_THROW(comm->allreduce(v.data(), 1000, DType::kFloat32, ReduceOp::kSum), Error);
     EXPECT_LT(seconds_since(start), 0.5);
+    store->set("done/" + std::to_string(rank), "1", Deadline::after(std::chrono::seconds(5)));
   });
 }
 

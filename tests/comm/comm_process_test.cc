@@ -26,7 +26,8 @@ std::string make_temp_dir() {
 void collectives_in_child(int n, int rank, std::shared_ptr<Store> store) {
   auto comm = Communicator::create(store, rank, n, test_options());
   for (DType dtype : {DType::kFloat32, DType::kBFloat16, DType::kInt64}) {
-    for (size_t count : {size_t{1}, size_t{1001}, size_t{70001}}) check_collectives(*comm, dtype, count);
+    for (size_t count : {size_t{1}, size_t{1001}, size_t{70001}})
+      check_collectives(*comm, dtype, count);
   }
   int32_t token = rank;
   int right = (rank + 1) % n, left = (rank + n - 1) % n;
@@ -76,37 +77,46 @@ TEST(CommProcess, SigkillOfOneRankFailsEverySurvivorWithinTheBound) {
             comm->allreduce(v.data(), v.size(), DType::kFloat32, ReduceOp::kSum);
             if (iter == 10) store->add("looping", 1, Deadline::after(std::chrono::seconds(10)));
           } catch (const Error& e) {
-            auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch());
+            auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                Clock::now().time_since_epoch());
             store->set("result/" + std::to_string(rank),
-                       std::to_string(static_cast<int>(e.code())) + " " + std::to_string(now.count()) + " " + e.what(),
+                       std::to_string(static_cast<int>(e.code())) + " " +
+                           std::to_string(now.count()) + " " + e.what(),
                        Deadline::after(std::chrono::seconds(10)));
-            EXPECT_TRUE(e.code() == ErrorCode::kPeerLost || e.code() == ErrorCode::kTimeout) << e.what();
+            EXPECT_TRUE(e.code() == ErrorCode::kPeerLost || e.code() == ErrorCode::kTimeout)
+                << e.what();
             return;
           }
         }
       });
   auto store = TcpStore::connect(address, so);
-  // Wait until every rank is in the loop, then kill the victim.
+  // Wait until every rank is in the loop (each counts itself after 10 allreduces and loops on),
+  // then kill the victim.
   auto until = Deadline::after(std::chrono::seconds(30));
   while (store->add("looping", 0, until) < kRanks && !until.expired()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(store->add("looping", 0, until), kRanks) << "the ranks never all reached the loop";
   auto killed_at = Clock::now();
   kill(pids[kVictim], SIGKILL);
   auto deadline = Clock::now() + kBound + std::chrono::seconds(10);
   for (int r = 0; r < kRanks; ++r) {
     ChildOutcome out = reap(pids[r], deadline);
     if (r == kVictim) continue;
-    EXPECT_TRUE(out.exited && out.exit_code == 0) << "survivor rank " << r << " code " << out.exit_code;
-    auto result = store->try_get("result/" + std::to_string(r), Deadline::after(std::chrono::seconds(5)));
+    EXPECT_TRUE(out.exited && out.exit_code == 0)
+        << "survivor rank " << r << " code " << out.exit_code;
+    auto result =
+        store->try_get("result/" + std::to_string(r), Deadline::after(std::chrono::seconds(5)));
     ASSERT_TRUE(result.has_value()) << "rank " << r << " reported nothing";
     int code = 0;
     long long ns = 0;
     std::sscanf(result->c_str(), "%d %lld", &code, &ns);
-    double seconds = (ns - std::chrono::duration_cast<std::chrono::nanoseconds>(killed_at.time_since_epoch()).count()) / 1e9;
-    std::printf("[ kill test ] rank %d detected the loss after %.3f s (code %d): %s\n", r, seconds, code,
-                result->substr(result->find(' ', result->find(' ') + 1) + 1).c_str());
+    double seconds =
+        (ns - std::chrono::duration_cast<std::chrono::nanoseconds>(killed_at.time_since_epoch())
+                  .count()) /
+        1e9;
+    std::printf("[ kill test ] rank %d detected the loss after %.3f s (code %d): %s\n", r, seconds,
+                code, result->substr(result->find(' ', result->find(' ') + 1) + 1).c_str());
     EXPECT_LT(seconds, std::chrono::duration<double>(kBound).count() + 1.0);
   }
 }

@@ -241,9 +241,9 @@ TEST_F(TcpStoreFaultTest, MalformedPayloadUnknownTypeAndOtherVersionAreDropped) 
 TEST_F(TcpStoreFaultTest, RequestWhileAWaitIsPendingIsDropped) {
   RawConnection raw(server_.port());
   raw.hello();
+  // One connection: the server reads the get (and starts its wait) before the next request.
   raw.send(store_detail::make_frame(MessageType::kGet,
                                     PayloadWriter().bytes("nobody").u64(5000).take()));
-  std::this_thread::sleep_for(20ms);
   raw.send(store_detail::make_frame(MessageType::kTryGet, PayloadWriter().bytes("x").take()));
   auto got = raw.read_until_closed(2s);
   ASSERT_TRUE(got.has_value());

@@ -162,13 +162,20 @@ TEST(ElasticMonitor, StoreErrorsAreRetriedNotThrown) {
   class FlakyStore : public MemoryStore {
    public:
     std::atomic<bool> broken{false};
+    std::atomic<int> refused{0};  // calls failed while broken
     std::optional<std::string> try_get(const std::string& key, Deadline d) override {
-      if (broken) throw PeerLostError("flaky store");
+      if (broken) refuse();
       return MemoryStore::try_get(key, d);
     }
     int64_t add(const std::string& key, int64_t delta, Deadline d) override {
-      if (broken) throw PeerLostError("flaky store");
+      if (broken) refuse();
       return MemoryStore::add(key, delta, d);
+    }
+
+   private:
+    void refuse() {
+      ++refused;
+      throw PeerLostError("flaky store");
     }
   };
   auto store = std::make_shared<FlakyStore>();
@@ -177,8 +184,11 @@ TEST(ElasticMonitor, StoreErrorsAreRetriedNotThrown) {
   auto comm = rv.connect(m, test_options());
   ElasticMonitor monitor(rv, m, comm.get(), fast_monitor());
   store->broken = true;
-  std::this_thread::sleep_for(milliseconds(400));
+  // The monitor meets the errors on several of its turns, and carries on.
+  auto failing = Deadline::after(std::chrono::seconds(10));
+  while (store->refused < 4 && !failing.expired()) std::this_thread::sleep_for(milliseconds(5));
   store->broken = false;
+  ASSERT_GE(store->refused, 4) << "the monitor stopped asking the store";
   EXPECT_FALSE(monitor.fired());
   // Once the store answers again, the monitor still sees a new round.
   rv.advance(0, join_deadline());
