@@ -242,7 +242,16 @@ struct PeerCommands {
     };
     PeerCommands c;
     c.dtrain_peer = find_peer("dtrain_allreduce_peer");
-    if (wants("gloo")) c.gloo_peer = find_peer("gloo_allreduce_peer");
+    if (wants("gloo")) {
+      try {
+        c.gloo_peer = find_peer("gloo_allreduce_peer");
+      } catch (const NotFoundError&) {
+        c.notes.push_back(
+            "Gloo peer skipped: gloo_allreduce_peer was not built (no Gloo found, or "
+            "-DDTRAIN_WITH_GLOO=OFF).");
+        std::cerr << "note: " << c.notes.back() << "\n";
+      }
+    }
     if (wants("mpi")) {
       c.mpirun = find_on_path("mpirun");
       try {

@@ -1,6 +1,9 @@
 // Communicator::create and create_gloo: a Communicator over the transport the options name
-// (src/comm/tcp, src/comm/gloo).
+// (src/comm/tcp, src/comm/gloo). A build without Gloo (-DDTRAIN_WITH_GLOO=OFF, or Gloo not found)
+// has no src/comm/gloo: CommTransport::kGloo is then an InvalidArgumentError.
+#if DTRAIN_HAVE_GLOO
 #include "comm/gloo/gloo_transport.h"
+#endif
 #include "comm/tcp/tcp_transport.h"
 #include "dtrain/communicator.h"
 #include "dtrain/prefix_store.h"
@@ -33,12 +36,18 @@ std::unique_ptr<Communicator> Communicator::create(std::shared_ptr<Store> store,
   auto scoped = std::make_shared<PrefixStore>("comm", std::move(store));
   std::unique_ptr<Transport> transport;
   if (options.transport == CommTransport::kGloo) {
+#if DTRAIN_HAVE_GLOO
     gloo_backend::GlooTransportOptions o;
     o.hostname = options.hostname;
     o.connect_timeout = options.connect_timeout;
     o.event_loop_batch = options.progress_thread_batch;
     o.event_loop_nice = options.progress_thread_nice;
     transport = gloo_backend::GlooTransport::connect(scoped, rank, size, o);
+#else
+    throw InvalidArgumentError(
+        "Communicator::create: transport 'gloo': dtrain was built without Gloo "
+        "(-DDTRAIN_WITH_GLOO=OFF or Gloo not found); use transport 'tcp'");
+#endif
   } else {
     tcp::TcpTransportOptions o;
     o.hostname = options.hostname;
