@@ -1,8 +1,6 @@
-// Helpers that run N ranks inside a test: as threads of this process over one MemoryStore, or
-// as fork()ed child processes that each build their own store and communicator.
-//
-// run_threads(n, fn): fn(rank, store) in n threads; the test fails if any rank throws (the
-// exception text is reported with the rank), and gtest assertions inside fn work as usual.
+// Helpers that run N ranks inside a test: as threads of this process over one MemoryStore
+// (run_threads, common/rank_threads.h), or as fork()ed child processes that each build their own
+// store and communicator.
 //
 // run_processes(n, make_store, fn, limit): forks n children; child `rank` calls
 // fn(rank, make_store(rank)) and exits (with _exit, never returning into gtest) with 0 on
@@ -16,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -25,30 +24,13 @@
 #include <thread>
 #include <vector>
 
+#include "common/child_wait.h"
+#include "common/rank_threads.h"
 #include "dtrain/communicator.h"
 #include "dtrain/error.h"
 #include "dtrain/memory_store.h"
 
 namespace dtrain::testing {
-
-using RankFn = std::function<void(int rank, std::shared_ptr<Store> store)>;
-
-inline void run_threads(int n, const RankFn& fn) {
-  auto store = std::make_shared<MemoryStore>();
-  std::vector<std::string> errors(n);
-  std::vector<std::thread> threads;
-  for (int r = 0; r < n; ++r) {
-    threads.emplace_back([&, r] {
-      try {
-        fn(r, store);
-      } catch (const std::exception& e) {
-        errors[r] = e.what();
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  for (int r = 0; r < n; ++r) EXPECT_EQ(errors[r], "") << "rank " << r << " threw";
-}
 
 struct ChildOutcome {
   bool exited = false;  // exited by itself (else killed by us or by a signal)
@@ -60,16 +42,9 @@ struct ChildOutcome {
 inline ChildOutcome reap(pid_t pid, std::chrono::steady_clock::time_point deadline) {
   ChildOutcome out;
   int status = 0;
-  for (;;) {
-    pid_t got = waitpid(pid, &status, WNOHANG);
-    if (got == pid) break;
-    if (std::chrono::steady_clock::now() >= deadline) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  const auto left = std::max(deadline - std::chrono::steady_clock::now(),
+                             std::chrono::steady_clock::duration::zero());
+  reap_or_kill(pid, status, std::chrono::duration_cast<std::chrono::milliseconds>(left));
   if (WIFEXITED(status)) {
     out.exited = true;
     out.exit_code = WEXITSTATUS(status);

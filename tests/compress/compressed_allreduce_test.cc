@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "codec_test_util.h"
+#include "common/rank_threads.h"
 #include "compress/powersgd.h"
 #include "dtrain/compress.h"
 #include "dtrain/memory_store.h"
@@ -15,24 +16,10 @@ namespace {
 using testing::gaussian_vector;
 
 // fn(rank, comm) in `world` threads; a rank's exception fails the test with its text.
-void run_ranks(int world, const std::function<void(int, Communicator&)>& fn) {
-  auto store = std::make_shared<MemoryStore>();
-  std::vector<std::string> errors(world);
-  std::vector<std::thread> threads;
-  for (int r = 0; r < world; ++r) {
-    threads.emplace_back([&, r] {
-      try {
-        CommOptions options;
-        options.timeout = std::chrono::seconds(20);
-        auto comm = Communicator::create(store, r, world, options);
-        fn(r, *comm);
-      } catch (const std::exception& e) {
-        errors[r] = e.what();
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  for (int r = 0; r < world; ++r) EXPECT_EQ(errors[r], "") << "rank " << r;
+void run_ranks(int world, const testing::CommRankFn& fn) {
+  CommOptions options;
+  options.timeout = std::chrono::seconds(20);
+  testing::run_comm_threads(world, fn, options);
 }
 
 TEST(CompressedAllreduceTest, Fp16AveragesRankPlusOne) {
@@ -214,24 +201,19 @@ TEST(CompressedAllreduceTest, CompressorStateRestoresTheSameTrajectory) {
 }
 
 TEST(CompressedAllreduceTest, MismatchedSpecsFailOnEveryRank) {
-  auto store = std::make_shared<MemoryStore>();
   std::vector<int> failed(2, 0);
-  std::vector<std::thread> threads;
-  for (int r = 0; r < 2; ++r) {
-    threads.emplace_back([&, r] {
-      CommOptions options;
-      options.timeout = std::chrono::seconds(10);
-      try {
-        auto comm = Communicator::create(store, r, 2, options);
-        GradientCompressor compressor({.spec = r == 0 ? "topk:0.1" : "topk:0.2"}, r);
-        std::vector<float> data = gaussian_vector(100, r);
-        compressor.allreduce(*comm, data.data(), data.size(), 0);
-      } catch (const Error&) {
-        failed[r] = 1;
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
+  testing::run_threads(2, [&](int r, std::shared_ptr<Store> store) {
+    CommOptions options;
+    options.timeout = std::chrono::seconds(10);
+    try {
+      auto comm = Communicator::create(store, r, 2, options);
+      GradientCompressor compressor({.spec = r == 0 ? "topk:0.1" : "topk:0.2"}, r);
+      std::vector<float> data = gaussian_vector(100, r);
+      compressor.allreduce(*comm, data.data(), data.size(), 0);
+    } catch (const Error&) {
+      failed[r] = 1;
+    }
+  });
   EXPECT_EQ(failed, (std::vector<int>{1, 1}));
 }
 

@@ -5,12 +5,13 @@
 
 #include <cmath>
 #include <filesystem>
-#include <limits>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
+#include "common/rank_threads.h"
 #include "dtrain/communicator.h"
 #include "dtrain/data.h"
 #include "dtrain/error.h"
@@ -53,26 +54,10 @@ DataSplits blobs(int64_t n_train, int64_t n_test) {
   return {make(n_train, 1), make(n_test, 2)};
 }
 
-// Runs `fn(comm)` on `world` threads, each a rank of a Gloo communicator over one MemoryStore.
+// Runs `fn(comm)` on `world` threads, each a rank of a communicator over one MemoryStore.
 template <typename Fn>
 void run_ranks(int world, Fn fn) {
-  auto store = std::make_shared<MemoryStore>();
-  std::vector<std::thread> threads;
-  std::vector<std::exception_ptr> errors(world);
-  for (int r = 0; r < world; ++r) {
-    threads.emplace_back([&, r] {
-      try {
-        auto comm = Communicator::create(store, r, world);
-        fn(*comm);
-      } catch (...) {
-        errors[r] = std::current_exception();
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  for (auto& e : errors) {
-    if (e) std::rethrow_exception(e);
-  }
+  testing::run_comm_threads(world, [&](int, Communicator& comm) { fn(comm); });
 }
 
 TEST(TrainerTest, LinregConvergesToTheTrueLine) {
@@ -155,9 +140,9 @@ TEST(TrainerTest, MetricsLinesCarryTheRequiredKeys) {
   int train_lines = 0, eval_lines = 0;
   while (std::getline(in, line)) {
     auto j = nlohmann::json::parse(line);
-    for (const char* key : {"kind", "step", "epoch", "loss", "samples_per_sec",
-                            "bytes_communicated", "comm_seconds", "forward_s", "backward_s",
-                            "sync_s", "optimizer_s"}) {
+    for (const char* key :
+         {"kind", "step", "epoch", "loss", "samples_per_sec", "bytes_communicated", "comm_seconds",
+          "forward_s", "backward_s", "sync_s", "optimizer_s"}) {
       EXPECT_TRUE(j.contains(key)) << key << " in " << line;
     }
     // The phases are cumulative and cover the steps so far: each grows, none exceeds the time.
@@ -182,8 +167,9 @@ TEST(TrainerTest, MetricsLinesCarryTheRequiredKeys) {
 
 // A user-defined module trained through the API: a 2-16-2 network with a tanh.
 struct TinyNetImpl : torch::nn::Module {
-  TinyNetImpl() : fc1(register_module("fc1", torch::nn::Linear(2, 16))),
-                  fc2(register_module("fc2", torch::nn::Linear(16, 2))) {}
+  TinyNetImpl()
+      : fc1(register_module("fc1", torch::nn::Linear(2, 16))),
+        fc2(register_module("fc2", torch::nn::Linear(16, 2))) {}
   torch::Tensor forward(torch::Tensor x) { return fc2(torch::tanh(fc1(x))); }
   torch::nn::Linear fc1, fc2;
 };
