@@ -98,60 +98,61 @@ std::vector<float> probe_floats(bool bf16) {
   return out;
 }
 
-TEST(DTypeC10, HalfToFloatMatchesC10ForEveryPattern) {
+// ours(bits) and theirs(bits) are the same float (or both NaN) for every 16-bit pattern.
+void expect_same_floats_for_every_pattern(float (*ours)(uint16_t), float (*theirs)(uint16_t)) {
   for (uint32_t h = 0; h < 0x10000u; ++h) {
-    const uint16_t bits = static_cast<uint16_t>(h);
-    const float ours = half_to_float(bits), theirs = c10_half_value(bits);
-    if (std::isnan(theirs)) {
-      ASSERT_TRUE(std::isnan(ours)) << std::hex << h;
+    const float a = ours(static_cast<uint16_t>(h)), b = theirs(static_cast<uint16_t>(h));
+    if (std::isnan(b)) {
+      ASSERT_TRUE(std::isnan(a)) << std::hex << h;
     } else {
-      ASSERT_EQ(std::bit_cast<uint32_t>(ours), std::bit_cast<uint32_t>(theirs)) << std::hex << h;
+      ASSERT_EQ(std::bit_cast<uint32_t>(a), std::bit_cast<uint32_t>(b)) << std::hex << h;
     }
   }
+}
+
+TEST(DTypeC10, HalfToFloatMatchesC10ForEveryPattern) {
+  expect_same_floats_for_every_pattern(half_to_float, c10_half_value);
 }
 
 TEST(DTypeC10, Bf16ToFloatMatchesC10ForEveryPattern) {
-  for (uint32_t h = 0; h < 0x10000u; ++h) {
-    const uint16_t bits = static_cast<uint16_t>(h);
-    const float ours = bf16_to_float(bits), theirs = c10_bf16_value(bits);
-    if (std::isnan(theirs)) {
-      ASSERT_TRUE(std::isnan(ours)) << std::hex << h;
-    } else {
-      ASSERT_EQ(std::bit_cast<uint32_t>(ours), std::bit_cast<uint32_t>(theirs)) << std::hex << h;
+  expect_same_floats_for_every_pattern(bf16_to_float, c10_bf16_value);
+}
+
+// ours(f) and theirs(f) are the same bits (or both NaN) for every probe; returns the probes
+// that are exact ties and those that round to a subnormal.
+struct ProbeCounts {
+  size_t ties = 0, subnormals = 0;
+};
+ProbeCounts expect_same_bits_for_probes(bool bf16, uint16_t (*ours)(float),
+                                        uint16_t (*theirs)(float)) {
+  ProbeCounts counts;
+  const uint16_t exponent = bf16 ? 0x7f80u : 0x7c00u;
+  for (float f : probe_floats(bf16)) {
+    const uint16_t a = ours(f), b = theirs(f);
+    if (is_nan16(b, bf16)) {
+      EXPECT_TRUE(is_nan16(a, bf16)) << std::hexfloat << f;
+      if (!is_nan16(a, bf16)) return counts;
+      continue;
     }
+    EXPECT_EQ(a, b) << std::hexfloat << f << " (bits " << std::hex << std::bit_cast<uint32_t>(f)
+                    << ")";
+    if (a != b) return counts;
+    if ((b & exponent) == 0 && (b & 0x7fffu) != 0) ++counts.subnormals;
+    if (bf16 ? (std::bit_cast<uint32_t>(f) & 0xffffu) == 0x8000u : is_tie(f, b)) ++counts.ties;
   }
+  return counts;
 }
 
 TEST(DTypeC10, FloatToHalfMatchesC10) {
-  size_t ties = 0, subnormals = 0;
-  for (float f : probe_floats(false)) {
-    const uint16_t ours = float_to_half(f), theirs = c10_half_bits(f);
-    if (is_nan16(theirs, false)) {
-      ASSERT_TRUE(is_nan16(ours, false)) << std::hexfloat << f;
-      continue;
-    }
-    ASSERT_EQ(ours, theirs) << std::hexfloat << f << " (bits " << std::hex
-                            << std::bit_cast<uint32_t>(f) << ")";
-    if ((theirs & 0x7c00u) == 0 && (theirs & 0x3ffu) != 0) ++subnormals;
-    if (is_tie(f, theirs)) ++ties;
-  }
-  EXPECT_GT(ties, 60000u) << "the probes include the exact midpoints";
-  EXPECT_GT(subnormals, 2000u) << "the probes include the subnormals";
+  ProbeCounts counts = expect_same_bits_for_probes(false, float_to_half, c10_half_bits);
+  EXPECT_GT(counts.ties, 60000u) << "the probes include the exact midpoints";
+  EXPECT_GT(counts.subnormals, 2000u) << "the probes include the subnormals";
 }
 
 TEST(DTypeC10, FloatToBf16MatchesC10) {
-  size_t ties = 0;
-  for (float f : probe_floats(true)) {
-    const uint16_t ours = float_to_bf16(f), theirs = c10_bf16_bits(f);
-    if (is_nan16(theirs, true)) {
-      ASSERT_TRUE(is_nan16(ours, true)) << std::hexfloat << f;
-      continue;
-    }
-    ASSERT_EQ(ours, theirs) << std::hexfloat << f << " (bits " << std::hex
-                            << std::bit_cast<uint32_t>(f) << ")";
-    if ((std::bit_cast<uint32_t>(f) & 0xffffu) == 0x8000u) ++ties;
-  }
-  EXPECT_GT(ties, 60000u) << "the probes include the exact midpoints";
+  ProbeCounts counts = expect_same_bits_for_probes(true, float_to_bf16, c10_bf16_bits);
+  EXPECT_GT(counts.ties, 60000u) << "the probes include the exact midpoints";
+  EXPECT_GT(counts.subnormals, 2000u) << "the probes include the subnormals";
 }
 
 // The fp16 and bf16 codecs' bodies are c10's bits, and decoding gives c10's floats.
