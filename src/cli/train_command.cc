@@ -73,7 +73,7 @@ int run_train(const WorkerFlags& flags) {
     output.summary = !flags.no_summary;
     TrainResult result;
     if (config.elastic) {
-      if (world.store_addr.empty()) {
+      if (world.store_addr.empty() || world.store_on_rank0) {  // torchrun, mpirun: no launcher
         throw InvalidArgumentError(
             "elastic training needs the job's store (start the workers "
             "with dtrain launch --elastic or dtrain run --elastic)");
