@@ -33,22 +33,38 @@ extern char** environ;
 namespace dtrain {
 namespace {
 
-// The launcher's environment without the variables launch sets, then those for `local_rank`.
+// The launcher's environment without the variables launch sets, then those for `local_rank`:
+// dtrain's (env.h) and torchrun's, so that a PyTorch program initialising torch.distributed from
+// the environment runs unchanged (its rank 0 serves PyTorch's store at MASTER_ADDR:MASTER_PORT).
 std::vector<std::string> worker_env(const LaunchOptions& options, const launcher::NodeRendezvous& r,
                                     const std::string& secret, int local_rank) {
+  const std::string rank = std::to_string(r.first_worker_id() + local_rank);
+  // Elastic: ids may exceed the first group (joiners); the group's size comes from the
+  // rendezvous, so this only bounds the id.
+  const std::string world_size =
+      std::to_string(std::max(options.nnodes * options.nproc, r.first_worker_id() + options.nproc));
+  const std::string local = std::to_string(local_rank), nproc = std::to_string(options.nproc);
+  const std::string node = std::to_string(options.node_rank);
+  const std::string nnodes = std::to_string(options.nnodes);
   std::vector<std::pair<std::string, std::string>> vars = {
-      {"DTRAIN_RANK", std::to_string(r.first_worker_id() + local_rank)},
-      {"DTRAIN_LOCAL_RANK", std::to_string(local_rank)},
-      // Elastic: ids may exceed the first group (joiners); the group's size comes from the
-      // rendezvous, so this only bounds the id.
-      {"DTRAIN_WORLD_SIZE", std::to_string(std::max(options.nnodes * options.nproc,
-                                                    r.first_worker_id() + options.nproc))},
-      {"DTRAIN_LOCAL_WORLD_SIZE", std::to_string(options.nproc)},
-      {"DTRAIN_NODE_RANK", std::to_string(options.node_rank)},
-      {"DTRAIN_NNODES", std::to_string(options.nnodes)},
+      {"DTRAIN_RANK", rank},
+      {"DTRAIN_LOCAL_RANK", local},
+      {"DTRAIN_WORLD_SIZE", world_size},
+      {"DTRAIN_LOCAL_WORLD_SIZE", nproc},
+      {"DTRAIN_NODE_RANK", node},
+      {"DTRAIN_NNODES", nnodes},
       {"DTRAIN_STORE_ADDR", r.store_addr()},
       {"DTRAIN_RUN_ID", r.run_id()},
       {"DTRAIN_SECRET", secret},
+      {"RANK", rank},
+      {"WORLD_SIZE", world_size},
+      {"LOCAL_RANK", local},
+      {"LOCAL_WORLD_SIZE", nproc},
+      {"GROUP_RANK", node},
+      {"GROUP_WORLD_SIZE", nnodes},
+      {"MASTER_ADDR", parse_host_port(r.store_addr(), "the store address").first},
+      {"MASTER_PORT", std::to_string(r.master_port())},
+      {"TORCHELASTIC_RUN_ID", r.run_id()},
   };
   if (options.worker_timeout) {
     vars.emplace_back("DTRAIN_TIMEOUT_MS", std::to_string(options.worker_timeout->count()));
@@ -69,7 +85,8 @@ std::vector<std::string> worker_env(const LaunchOptions& options, const launcher
     std::string_view name = entry.substr(0, entry.find('='));
     bool replaced = name == "DTRAIN_TIMEOUT_MS" || name == "DTRAIN_LISTEN_HOST" ||
                     name == "DTRAIN_ELASTIC" || name == "DTRAIN_MIN_WORKERS" ||
-                    name == "DTRAIN_MAX_WORKERS" || name == "DTRAIN_ELASTIC_FIRST_ROUND";
+                    name == "DTRAIN_MAX_WORKERS" || name == "DTRAIN_ELASTIC_FIRST_ROUND" ||
+                    name == "TORCHELASTIC_USE_AGENT_STORE";  // an outer torchrun's
     for (const auto& [var, value] : vars) replaced = replaced || name == var;
     if (!replaced) env.emplace_back(entry);
   }

@@ -1,11 +1,15 @@
 #include "launch/node_rendezvous.h"
 
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 
 #include "dtrain/env.h"
@@ -16,6 +20,10 @@ namespace dtrain::launcher {
 namespace {
 
 constexpr char kRunIdKey[] = "dtrain.launch/run_id";
+
+std::string master_port_key(const std::string& run_id) {
+  return "dtrain.launch/" + run_id + "/master_port";
+}
 constexpr std::chrono::milliseconds kSignalCheck{200};
 
 // An address a client on this machine reaches a server bound to `host` at.
@@ -46,6 +54,21 @@ std::string random_hex(size_t bytes) {
   return hex;
 }
 
+uint16_t pick_free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw IoError(std::string("socket: ") + std::strerror(errno));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_ANY);
+  socklen_t len = sizeof(addr);
+  int rc = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  if (rc == 0) rc = ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) throw IoError(std::string("cannot pick a free port: ") + std::strerror(err));
+  return ntohs(addr.sin_port);
+}
+
 NodeRendezvous::NodeRendezvous(const LaunchOptions& options, const std::string& secret,
                                SignalWatch& signals)
     : options_(options) {
@@ -64,9 +87,11 @@ NodeRendezvous::NodeRendezvous(const LaunchOptions& options, const std::string& 
     std::string local = local_address(host, server_->port());
     store_addr_ = options.store_addr.empty() ? local : options.store_addr;
     run_id_ = options.run_id.empty() ? "run-" + random_hex(8) : options.run_id;
+    master_port_ = pick_free_port();
     spdlog::info("hosting the store at {} (run id {})", store_addr_, run_id_);
     if (several || options.elastic) {
       client_ = TcpStore::connect(local, store_options);
+      client_->set(master_port_key(run_id_), std::to_string(master_port_), deadline);
       client_->set(kRunIdKey, run_id_, deadline);
     }
     if (options.elastic) {
@@ -81,10 +106,17 @@ NodeRendezvous::NodeRendezvous(const LaunchOptions& options, const std::string& 
       throw MismatchError("--run-id " + options.run_id + " differs from node 0's run id " +
                           run_id_);
     }
+    std::string port = client_->get(master_port_key(run_id_), deadline);
+    int value = 0;
+    auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+    if (ec != std::errc() || end != port.data() + port.size() || value < 1 || value > 65535) {
+      throw CorruptError("node 0's MASTER_PORT in the store, '" + port + "', is not a port");
+    }
+    master_port_ = static_cast<uint16_t>(value);
     spdlog::info("joined the store at {} (run id {})", store_addr_, run_id_);
     if (options.join) {
-      int64_t end = client_->add("dtrain.launch/" + run_id_ + "/next_worker_id", options.nproc,
-                                 deadline);
+      int64_t end =
+          client_->add("dtrain.launch/" + run_id_ + "/next_worker_id", options.nproc, deadline);
       first_worker_id_ = static_cast<int>(end - options.nproc);
     }
   }

@@ -9,6 +9,9 @@
 //   and node 0 keeps serving until all finished keys exist (at most store_timeout), so a slower
 //   node's workers do not lose the store when node 0's workers are done.
 // A single node hosts the store and skips the barriers.
+// Node 0 also picks MASTER_PORT for PyTorch programs (a port that was free on every interface a
+// moment ago) and, with several nodes or elastic, sets dtrain.launch/<run id>/master_port to it;
+// the other nodes read it, so every worker of the job is told the same port.
 // Elastic jobs: node 0 also sets dtrain.launch/<run id>/next_worker_id = nnodes * nproc; a
 // launcher with `join` connects like node k > 0, skips the barriers, and takes its worker ids
 // with add(next_worker_id, nproc).
@@ -39,6 +42,8 @@ class NodeRendezvous {
 
   const std::string& store_addr() const { return store_addr_; }  // what workers are told
   const std::string& run_id() const { return run_id_; }
+  // The port of the job's MASTER_PORT (the same on every node).
+  uint16_t master_port() const { return master_port_; }
   // The worker id (DTRAIN_RANK) of this node's first worker: node_rank * nproc, or for an elastic
   // --join launcher a fresh block of nproc ids from the store's counter.
   int first_worker_id() const { return first_worker_id_; }
@@ -59,6 +64,11 @@ class NodeRendezvous {
   std::string store_addr_;
   std::string run_id_;
   int first_worker_id_ = 0;
+  uint16_t master_port_ = 0;
 };
+
+// A TCP port that was free on every IPv4 interface a moment ago (bind port 0, read it, close).
+// Another process may take it before its user binds it. IoError if no socket can be bound.
+uint16_t pick_free_port();
 
 }  // namespace dtrain::launcher

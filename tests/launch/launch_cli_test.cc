@@ -334,13 +334,15 @@ TEST(LaunchCliTest, SeveralNodesNeedASecret) {
 }
 
 // Two launchers on this machine play two nodes: node 0 hosts the store, node 1 joins and learns
-// the run id from it; ranks are node_rank * nproc + local rank.
+// the run id and MASTER_PORT from it; ranks are node_rank * nproc + local rank. torchrun's
+// variables say the same as dtrain's.
 TEST(LaunchCliTest, TwoNodesShareOneStoreAndRunId) {
   TempDir dir;
   std::string store = "127.0.0.1:" + std::to_string(free_port());
   std::string script =
       "echo \"$DTRAIN_RANK $DTRAIN_LOCAL_RANK $DTRAIN_NODE_RANK $DTRAIN_WORLD_SIZE "
-      "$DTRAIN_RUN_ID\"";
+      "$DTRAIN_RUN_ID $RANK $LOCAL_RANK $GROUP_RANK $WORLD_SIZE $LOCAL_WORLD_SIZE "
+      "$GROUP_WORLD_SIZE $MASTER_ADDR $MASTER_PORT $TORCHELASTIC_RUN_ID\"";
   auto node_args = [&](int node) {
     std::vector<std::string> argv = {dtrain_binary(),
                                      "launch",
@@ -371,9 +373,11 @@ TEST(LaunchCliTest, TwoNodesShareOneStoreAndRunId) {
   auto r1 = node1.wait(seconds(20));
   ASSERT_EQ(r0.exit_code, 0) << r0.err;
   ASSERT_EQ(r1.exit_code, 0) << r1.err;
-  std::regex line("\\[rank (\\d)\\] (\\d) (\\d) (\\d) 4 (\\S+)");
+  std::regex line(
+      "\\[rank (\\d)\\] (\\d) (\\d) (\\d) 4 (\\S+) (\\d) (\\d) (\\d) 4 2 2 127\\.0\\.0\\.1 "
+      "(\\d+) (\\S+)");
   std::set<int> ranks;
-  std::set<std::string> run_ids;
+  std::set<std::string> run_ids, master_ports;
   for (const auto& [node, text] : {std::pair{0, r0.out}, std::pair{1, r1.out}}) {
     for (const auto& l : lines_of(text)) {
       std::smatch m;
@@ -383,10 +387,16 @@ TEST(LaunchCliTest, TwoNodesShareOneStoreAndRunId) {
       EXPECT_EQ(std::stoi(m[4]), node);
       ranks.insert(rank);
       run_ids.insert(m[5]);
+      EXPECT_EQ(m[6], m[2]);  // RANK
+      EXPECT_EQ(m[7], m[3]);  // LOCAL_RANK
+      EXPECT_EQ(m[8], m[4]);  // GROUP_RANK
+      master_ports.insert(m[9]);
+      EXPECT_EQ(m[10], m[5]);  // TORCHELASTIC_RUN_ID
     }
   }
   EXPECT_EQ(ranks, (std::set<int>{0, 1, 2, 3}));
   EXPECT_EQ(run_ids.size(), 1u);
+  EXPECT_EQ(master_ports.size(), 1u);  // one PyTorch store for the job
 }
 
 }  // namespace
