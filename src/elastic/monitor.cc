@@ -124,9 +124,12 @@ void ElasticMonitor::run() {
       fire(*reason);
       return;
     }
+    // A failing store is asked again one heartbeat interval later (not at once, and not every
+    // poll): a store that throws at once must not turn this loop into a busy spin.
+    if (failing) next_beat = Clock::now() + options_.heartbeat_interval;
     lock.lock();
-    auto next_poll = Clock::now() + options_.poll;
-    wake_.wait_until(lock, std::min(next_poll, next_beat), [this] { return stopping_; });
+    auto wake_at = failing ? next_beat : std::min(Clock::now() + options_.poll, next_beat);
+    wake_.wait_until(lock, wake_at, [this] { return stopping_; });
   }
 }
 

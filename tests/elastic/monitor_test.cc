@@ -197,5 +197,45 @@ TEST(ElasticMonitor, StoreErrorsAreRetriedNotThrown) {
   EXPECT_EQ(monitor.reason().value_or(""), "elastic: group re-forming (round 1)");
 }
 
+TEST(ElasticMonitor, AFailingStoreIsAskedAtTheHeartbeatIntervalNotInASpin) {
+  // Counts every call the monitor makes while the store throws on each of them.
+  class ThrowingStore : public MemoryStore {
+   public:
+    std::atomic<bool> broken{false};
+    std::atomic<int> calls{0};  // calls made while broken
+    std::optional<std::string> try_get(const std::string& key, Deadline d) override {
+      if (broken) refuse();
+      return MemoryStore::try_get(key, d);
+    }
+    int64_t add(const std::string& key, int64_t delta, Deadline d) override {
+      if (broken) refuse();
+      return MemoryStore::add(key, delta, d);
+    }
+
+   private:
+    void refuse() {
+      ++calls;
+      throw PeerLostError("store down");
+    }
+  };
+  auto store = std::make_shared<ThrowingStore>();
+  ElasticRendezvous rv(store, "solo", fast_options(1, 1));
+  Membership m = rv.join(join_deadline());
+  auto comm = rv.connect(m, test_options());
+  MonitorOptions mo = fast_monitor();
+  mo.poll = milliseconds(5);
+  mo.heartbeat_interval = milliseconds(20);
+  ElasticMonitor monitor(rv, m, comm.get(), mo);
+  store->broken = true;
+  std::this_thread::sleep_for(milliseconds(400));
+  const int calls = store->calls;
+  store->broken = false;
+  monitor.stop();
+  // About 400 / 20 = 20 attempts; a loop that retries at once makes tens of thousands.
+  EXPECT_LT(calls, 50) << "the monitor spins on a failing store";
+  EXPECT_GE(calls, 5) << "the monitor stopped retrying the store";
+  EXPECT_FALSE(monitor.fired());
+}
+
 }  // namespace
 }  // namespace dtrain::testing
