@@ -61,7 +61,8 @@ struct CommOptions {
   std::chrono::milliseconds timeout = kDefaultTimeout;
   // Bound on connecting to the other ranks at creation.
   std::chrono::milliseconds connect_timeout = kDefaultTimeout;
-  // Exchange a descriptor (op, dtype, count, op, root) before each collective to detect mismatches.
+  // Exchange a descriptor (kind, dtype, count, op, root, label) before each collective to detect
+  // mismatches.
   bool verify_collectives = true;
   AllreduceAlgorithm allreduce_algorithm = AllreduceAlgorithm::kAuto;
   // kAuto picks, for a message of b bytes among n ranks:
@@ -141,9 +142,12 @@ class Communicator {
   int size() const;
   const CommOptions& options() const { return options_; }
 
-  // data[0..count) on every rank becomes the reduction over ranks.
-  std::shared_ptr<Work> allreduce_async(void* data, size_t count, DType dtype, ReduceOp op);
-  void allreduce(void* data, size_t count, DType dtype, ReduceOp op);
+  // data[0..count) on every rank becomes the reduction over ranks. `label` names this
+  // allreduce (DDP: its bucket index + 1); with verify_collectives, ranks that pass different
+  // labels get a MismatchError naming "label" instead of reducing unrelated data together.
+  std::shared_ptr<Work> allreduce_async(void* data, size_t count, DType dtype, ReduceOp op,
+                                        uint32_t label = 0);
+  void allreduce(void* data, size_t count, DType dtype, ReduceOp op, uint32_t label = 0);
 
   // data[0..count) on every rank becomes root's.
   std::shared_ptr<Work> broadcast_async(void* data, size_t count, DType dtype, int root);

@@ -131,13 +131,14 @@ Fn collective(CollectiveDescriptor d, bool verify, std::function<void(Collective
 }
 
 Fn make_allreduce(const CommOptions& o, int size, void* data, size_t count, DType dtype,
-                  ReduceOp op) {
+                  ReduceOp op, uint32_t label) {
   check_buffer(data, count, "allreduce");
   check_reducible(dtype, "allreduce");
   auto algorithm = choose_allreduce_algorithm(o, size, count * dtype_size(dtype));
   auto d = descriptor(CollectiveKind::kAllreduce, dtype, count);
   d.op = static_cast<uint8_t>(op);
   d.algorithm = static_cast<uint8_t>(algorithm);
+  d.label = label;
   InlinePlan plan;
   const size_t bytes = count * dtype_size(dtype);
   if (algorithm == AllreduceAlgorithm::kRecursiveDoubling) {
@@ -246,11 +247,14 @@ void check_peer(int peer, int rank, int size, const char* what) {
 
 }  // namespace
 
-std::shared_ptr<Work> Communicator::allreduce_async(void* data, size_t count, DType dtype, ReduceOp op) {
-  return impl_->submit("allreduce", make_allreduce(options_, size(), data, count, dtype, op), false);
+std::shared_ptr<Work> Communicator::allreduce_async(void* data, size_t count, DType dtype, ReduceOp op,
+                                                    uint32_t label) {
+  return impl_->submit("allreduce", make_allreduce(options_, size(), data, count, dtype, op, label),
+                       false);
 }
-void Communicator::allreduce(void* data, size_t count, DType dtype, ReduceOp op) {
-  finish(impl_->submit("allreduce", make_allreduce(options_, size(), data, count, dtype, op), true));
+void Communicator::allreduce(void* data, size_t count, DType dtype, ReduceOp op, uint32_t label) {
+  finish(impl_->submit("allreduce", make_allreduce(options_, size(), data, count, dtype, op, label),
+                       true));
 }
 
 std::shared_ptr<Work> Communicator::broadcast_async(void* data, size_t count, DType dtype, int root) {

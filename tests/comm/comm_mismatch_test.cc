@@ -99,6 +99,39 @@ TEST(CommMismatch, DifferentRoot) {
       {"root=2", "root"});
 }
 
+TEST(CommMismatch, DifferentLabel) {
+  // Same kind, dtype, count and op: only the caller's label (DDP: bucket index + 1) differs.
+  expect_mismatch(
+      [](Communicator& c, int rank) {
+        std::vector<float> v(100, 1.0f);
+        c.allreduce(v.data(), 100, DType::kFloat32, ReduceOp::kAvg, static_cast<uint32_t>(rank + 1));
+      },
+      {"collective #0 mismatch", "rank 0 called allreduce(float32, count=100, avg", "label=1",
+       "rank 1 called allreduce(float32, count=100, avg", "label=2", "[differs in: label]"},
+      2);
+}
+
+TEST(CommMismatch, DifferentLabelAsyncFailsEveryRankByTheDeadlineAndEqualLabelsReduce) {
+  run_threads(2, [](int rank, std::shared_ptr<Store> store) {
+    auto comm = Communicator::create(store, rank, 2, test_options(std::chrono::seconds(10)));
+    std::vector<float> v(1000, static_cast<float>(rank));
+    auto work = comm->allreduce_async(v.data(), v.size(), DType::kFloat32, ReduceOp::kSum,
+                                      rank == 0 ? 3u : 4u);
+    auto start = std::chrono::steady_clock::now();
+    try {
+      work->wait(Deadline::after(std::chrono::seconds(10)));
+      ADD_FAILURE() << "rank " << rank << ": labels 3 and 4 reduced together";
+    } catch (const MismatchError& e) {
+      EXPECT_NE(std::string(e.what()).find("label"), std::string::npos) << e.what();
+    }
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 5.0);
+    // Nothing moved, and the same label on both ranks reduces.
+    EXPECT_EQ(v[0], static_cast<float>(rank));
+    comm->allreduce(v.data(), v.size(), DType::kFloat32, ReduceOp::kSum, 7);
+    EXPECT_EQ(v[999], 1.0f);
+  });
+}
+
 TEST(CommMismatch, DifferentCountsVector) {
   expect_mismatch(
       [](Communicator& c, int rank) {

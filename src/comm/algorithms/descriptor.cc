@@ -25,7 +25,7 @@ std::string_view collective_kind_name(CollectiveKind kind) {
 bool CollectiveDescriptor::operator==(const CollectiveDescriptor& o) const {
   return magic == o.magic && version == o.version && kind == o.kind && dtype == o.dtype &&
          op == o.op && algorithm == o.algorithm && root == o.root && seq == o.seq &&
-         count == o.count && counts_hash == o.counts_hash;
+         count == o.count && counts_hash == o.counts_hash && label == o.label;
 }
 
 uint64_t hash_counts(const std::vector<size_t>& counts) {
@@ -70,6 +70,7 @@ std::string describe(const CollectiveDescriptor& d) {
   }
   if (kind == CollectiveKind::kAllreduce) out += ", " + algorithm_name(d.algorithm);
   if (kind == CollectiveKind::kBroadcast) out += ", root=" + std::to_string(d.root);
+  if (d.label != 0) out += ", label=" + std::to_string(d.label);
   return out + ")";
 }
 
@@ -93,6 +94,7 @@ std::string compare_descriptors(const std::vector<CollectiveDescriptor>& all) {
   field(other.op != ref.op, "op");
   field(other.root != ref.root, "root");
   field(other.algorithm != ref.algorithm, "algorithm (options differ)");
+  field(other.label != ref.label, "label");
   field(other.seq != ref.seq, "sequence number");
   std::string msg = "collective #" + std::to_string(ref.seq) + " mismatch: rank 0 called " +
                     describe(ref) + " but rank " + std::to_string(differing[0]) + " called " +
@@ -116,6 +118,7 @@ uint32_t descriptor_check(const CollectiveDescriptor& d) {
   canonical.seq = d.seq;
   canonical.count = d.count;
   canonical.counts_hash = d.counts_hash;
+  canonical.label = d.label;
   unsigned char bytes[sizeof(CollectiveDescriptor)];
   std::memcpy(bytes, &canonical, sizeof(bytes));
   uint64_t h = 1469598103934665603ull;

@@ -3,8 +3,9 @@
 //
 // Algorithm. At the start of a collective (when CommOptions::verify_collectives is on, and
 // always for a barrier) every rank posts its 64-byte descriptor {seq, kind, dtype, count, hash
-// of the counts vector, reduce op, root, allreduce algorithm} to every other rank and posts
-// receives for theirs: 2(n-1) messages of bounded size, so the exchange cannot itself overrun a
+// of the counts vector, reduce op, root, allreduce algorithm, the caller's label (an allreduce's
+// name, e.g. DDP's bucket index + 1; 0 when unset)} to every other rank and posts receives for
+// theirs: 2(n-1) messages of bounded size, so the exchange cannot itself overrun a
 // buffer. The exchange is settled (all n descriptors in) before the collective posts any separate
 // data message (communicator.cc: abandoned data operations upset Gloo's bookkeeping); the data
 // messages also carry a 31-bit hash of the descriptor in their tag (collective_context.h), so
@@ -91,7 +92,7 @@ struct CollectiveDescriptor {
   uint16_t reserved = 0;
   int32_t root = -1;      // broadcast root, else -1
   uint32_t reserved2 = 0;
-  uint32_t reserved3 = 0;   // explicit: no implicit padding may carry stray bytes
+  uint32_t label = 0;       // the caller's name for this collective (allreduce), else 0
   uint64_t seq = 0;
   uint64_t count = 0;       // elements per rank (allgatherv/reduce_scatter: sum of counts)
   uint64_t counts_hash = 0; // FNV-1a of the counts vector (allgatherv/reduce_scatter), else 0
