@@ -76,9 +76,8 @@ struct CommOptions {
   //   else the ring.
   size_t direct_allreduce_bytes = 512 * 1024;
   size_t small_allreduce_bytes = 1024 * 1024;
-  // Where halving-doubling overtakes recursive doubling on 4 ranks with a core each: 256 KiB
-  // 0.40 against 0.43 ms, 384 KiB 0.54 against 0.49, 512 KiB 0.70 against 0.57
-  // (docs/performance.md). With 4 ranks sharing 2 vCPUs the crossing lies near 640 KiB.
+  // Where halving-doubling overtakes recursive doubling on 4 ranks with a core each; with fewer
+  // cores than ranks the crossing lies higher (docs/performance.md, "A core per rank").
   size_t halving_doubling_min_bytes = 512 * 1024;
   size_t halving_doubling_max_bytes = size_t{4} << 20;
   // Address the transport listens on (loopback by default; a NIC's address for several machines).
@@ -86,28 +85,26 @@ struct CommOptions {
   // How the transport's event-loop thread (Gloo's, which reads the sockets) is scheduled. A loop
   // thread at the caller's priority can wake up, preempt the thread that holds the connection's
   // lock mid-send, and then spin on that lock, so on a machine with no idle core an allreduce
-  // right after computation stalled for a scheduler slice (2 ranks on 2 vCPUs, 128 KiB after 1.5
-  // ms of compute: ~1.8 ms; docs/performance.md). On a machine with idle cores nothing waits.
+  // right after computation stalls for a scheduler slice (docs/performance.md, "An allreduce
+  // right after computation"). On a machine with idle cores nothing waits.
   //
   // progress_thread_batch (default): the loop runs under SCHED_BATCH, Linux's policy for threads
   // that must not preempt others when they wake, at the caller's nice value and so with the same
-  // CPU share. The stall above drops to 0.12-0.28 ms (128 KiB), and `make run` goes from ~33k
-  // to ~61k samples/s on 2 vCPUs.
+  // CPU share. Most of the stall goes.
   //
   // progress_thread_nice (0..19, default 0 = leave it): a nice value for the loop as well. 19
-  // removes more of it (0.07-0.22 ms, `make run` ~67k samples/s), but a loop at nice 19
-  // gets ~1.5 % of a core against each busy thread at nice 0: with other work saturating the
-  // cores, communication starves (`make run` beside 2 busy loops: ~3.4k samples/s at 19 against
-  // ~13k with the default; 5 ranks of one process beside 4 busy loops: 12 s against 1.7 s).
+  // removes more of the stall, but a loop at nice 19 gets a small fraction of a core against
+  // each busy thread at nice 0: with other work saturating the cores, communication starves.
+  // Figures for both: docs/performance.md, "Gloo's event loop: SCHED_BATCH and nice values".
   bool progress_thread_batch = true;
   int progress_thread_nice = 0;
   // Post the next collective's descriptor receives during this one (verification on; the same
   // on every rank). Gloo then finds the receiver ready when a descriptor message is sent, and the
   // message (with its inline data) leaves at once from the caller's thread instead of waiting for
-  // the receiver's notice and the event-loop thread: the sends become eager. Off by default:
-  // measured on 2 vCPUs (docs/performance.md, session 7), an allreduce called right after
-  // computation got 1.8-3x faster, but DDP training, whose bucket allreduces run beside backward,
-  // lost ~10 % throughput on a quiet host (the eager data lands while the peer still computes).
+  // the receiver's notice and the event-loop thread: the sends become eager. Off by default: an
+  // allreduce called right after computation gets faster, but DDP training, whose bucket
+  // allreduces run beside backward, lost throughput on a quiet host with no idle core (the eager
+  // data lands while the peer still computes; docs/performance.md, "Eager descriptor sends").
   bool post_descriptors_ahead = false;
 };
 

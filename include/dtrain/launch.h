@@ -26,7 +26,7 @@
 // (local mod m)-th of the m CPUs the launcher itself may run on (sched_getaffinity), as
 // `mpirun --bind-to core` does; its threads inherit the binding. On a machine with fewer idle
 // cores than threads this keeps each worker's communication threads on the CPU of the thread
-// they wake (docs/launch.md: 2 ranks, 8 KiB allreduce 57-60 us bound, 58-128 us unbound).
+// they wake (docs/launch.md; measured: docs/performance.md, "Ranks bound to one CPU each").
 // Signals go to each worker's process group, so processes a worker started stop with it.
 // Workers get /dev/null as stdin.
 // Parent death: every worker gets PR_SET_PDEATHSIG = SIGKILL before it execs (and exits at once if
