@@ -11,7 +11,7 @@
 //     range; the range doubles until it is the whole buffer.
 // Each rank sends and receives 2(n-1)/n of the buffer, the ring's volume, in 2 log2(n) steps
 // instead of the ring's 2(n-1): fewer hand-offs, which is what counts when ranks share cores
-// (4 ranks on 2 cores, 1-4 MiB: docs/performance.md). Each block is reduced by exactly one rank
+// (4 ranks on 2 cores: docs/performance.md, "Allreduce"). Each block is reduced by exactly one rank
 // along one fixed order and then copied, so all ranks end with bitwise identical results.
 // Each exchange is pipelined in segments of c.segment_bytes with receives posted kHdDepth ahead,
 // and the first receives of every step are posted at the start (the sender then never waits for

@@ -49,11 +49,11 @@
 // fail a collective whose data had all arrived). Every collective number gets an exchange on
 // every rank, so no posted receive is left unmatched on a live connection (an abandoned Gloo
 // receive stalls the pair). Two slot sets alternate: the running collective reads its inline
-// data from one while the next one's receives fill the other. Measured on 2 ranks, 8 KiB: the
-// event-loop threads no longer write at all, context switches per iteration fell from ~11 to ~7
-// (Gloo's own ring: ~7) and CPU time by a quarter; an allreduce right after computation got
-// 1.8-3x faster. But the sends become eager (data lands while the peer still computes), and DDP
-// training on a quiet 2-vCPU host lost ~10 %: hence opt-in (docs/performance.md, session 7).
+// data from one while the next one's receives fill the other. The event-loop threads then write
+// nothing, a collective takes fewer context switches and less CPU, and an allreduce right after
+// computation gets faster. But the sends become eager (data lands while the peer still
+// computes), and DDP training on a quiet host with no idle core lost throughput: hence opt-in
+// (docs/performance.md, "Eager descriptor sends").
 // CommStats.bytes_received counts the bytes that arrived (64 plus the inline payload), not the
 // room posted for them.
 #pragma once
