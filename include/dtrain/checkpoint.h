@@ -208,6 +208,16 @@ struct LoadOptions {
 // the checkpoint and the file).
 Checkpoint load_checkpoint(const std::string& path, const LoadOptions& options = {});
 
+// One checkpoint as one byte string, for checkpoints that travel or stay in memory (the elastic
+// trainer's state broadcast): the 8-byte little-endian length of manifest.json, then manifest.json
+// and the tensor files exactly as a save writes them, in the manifest's order. decode_checkpoint
+// checks what load_checkpoint checks of the same files (manifest, sizes, CRC-32s, safetensors,
+// model signature) and throws CorruptError naming `where` and the part; encode_checkpoint throws
+// InvalidArgumentError for a checkpoint a save would refuse.
+std::vector<uint8_t> encode_checkpoint(const Checkpoint& checkpoint);
+Checkpoint decode_checkpoint(std::span<const uint8_t> bytes,
+                             const std::string& where = "checkpoint bytes");
+
 // The complete checkpoints (those with a manifest.json; not validated) in `dir`, oldest step
 // first, as paths. Empty when `dir` does not exist. .tmp-* directories are never listed.
 std::vector<std::string> list_checkpoints(const std::string& dir,
@@ -216,6 +226,9 @@ std::vector<std::string> list_checkpoints(const std::string& dir,
 struct SkippedCheckpoint {
   std::string path;
   std::string reason;  // e.g. "checksum mismatch in model.safetensors (...)"
+  // Why: kCorrupt/kNotFound/kIo for damage, kMismatch for a sound checkpoint of another run
+  // (another model, optimizer, strategy or dataset).
+  ErrorCode code = ErrorCode::kCorrupt;
 };
 
 struct ResumeChoice {

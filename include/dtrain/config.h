@@ -52,9 +52,20 @@ struct TrainConfig {
   int64_t global_batch = 0;       // samples per optimizer step, all workers together
   int64_t per_worker_batch = 0;   // samples per optimizer step, each worker
   int64_t grad_accumulation = 1;  // micro-batches per optimizer step (no sync on the first k-1)
-  int64_t local_sgd_period = 0;  // 0: average gradients every step; H: average params every H steps
-  // Gradient compression per DDP bucket (docs/compression.md): a codec spec, e.g. topk:0.01,
-  // powersgd:2, fp16; "none" = dense. The first compress_warmup_steps optimizer steps stay dense.
+
+  // How the replicas stay consistent (include/dtrain/strategy.h, docs/training.md "Strategies"):
+  // ddp (average gradients every step) | localsgd (average parameters every local_sgd_period
+  // steps) | diloco (inner_steps local steps, then an outer optimizer step on the averaged
+  // parameter delta). A key of another strategy than this one, set away from its default, is an
+  // error naming both.
+  std::string strategy = "ddp";
+  int64_t local_sgd_period = 8;   // localsgd: optimizer steps between parameter averagings
+  int64_t inner_steps = 50;       // diloco: inner optimizer steps per outer step (H)
+  double outer_lr = 0.7;          // diloco: outer learning rate
+  double outer_momentum = 0.9;    // diloco: outer momentum
+  bool outer_nesterov = true;     // diloco: Nesterov momentum in the outer step
+  // Compression (docs/compression.md): a codec spec, e.g. topk:0.01, powersgd:2, fp16; "none" =
+  // dense. ddp: each gradient bucket; localsgd and diloco: the averaged parameter deltas. The first compress_warmup_steps optimizer steps stay dense.
   std::string compress = "none";
   int64_t compress_warmup_steps = 0;
 

@@ -105,6 +105,58 @@ std::vector<std::string> apply_keep_last(CheckpointFs& fs, const std::string& di
 
 }  // namespace
 
+EncodedCheckpoint encode_checkpoint_files(const Checkpoint& c) {
+  EncodedCheckpoint out;
+  std::vector<ManifestFile> files;
+  const std::map<std::string, std::string> metadata = {{"producer", "dtrain"},
+                                                       {"step", std::to_string(c.step)}};
+  for (const auto& [stem, tensors] : c.files) {
+    EncodedFile f{stem + std::string(kTensorFileSuffix), encode_safetensors(tensors, metadata)};
+    files.push_back({f.name, f.bytes.size(), crc32_of(f.bytes), tensors.size()});
+    out.files.push_back(std::move(f));
+  }
+  out.manifest = as_bytes(serialize_manifest(c, files));
+  return out;
+}
+
+std::vector<uint8_t> encode_checkpoint(const Checkpoint& c) {
+  validate_checkpoint(c);
+  EncodedCheckpoint encoded = encode_checkpoint_files(c);
+  size_t total = 8 + encoded.manifest.size();
+  for (const EncodedFile& f : encoded.files) total += f.bytes.size();
+  std::vector<uint8_t> out;
+  out.reserve(total);
+  const uint64_t n = encoded.manifest.size();
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<uint8_t>(n >> (8 * i)));
+  out.insert(out.end(), encoded.manifest.begin(), encoded.manifest.end());
+  for (const EncodedFile& f : encoded.files) out.insert(out.end(), f.bytes.begin(), f.bytes.end());
+  return out;
+}
+
+void decode_checkpoint_file(Checkpoint& c, const ManifestFile& f, std::span<const uint8_t> data,
+                            const std::string& where) {
+  if (data.size() != f.bytes) throw CorruptError(wrong_size(where, f.name, data.size(), f.bytes));
+  uint32_t crc = crc32_of(data);
+  if (crc != f.crc32) {
+    throw CorruptError(where + ": checksum mismatch in " + f.name + " (crc32 " +
+                       std::to_string(crc) + ", manifest.json says " + std::to_string(f.crc32) +
+                       ")");
+  }
+  SafetensorsContents contents = decode_safetensors(data, where + ": " + f.name);
+  if (contents.tensors.size() != f.tensors) {
+    throw CorruptError(where + ": " + f.name + " has " + std::to_string(contents.tensors.size()) +
+                       " tensors, manifest.json says " + std::to_string(f.tensors));
+  }
+  std::string stem = f.name.substr(0, f.name.size() - kTensorFileSuffix.size());
+  c.files[stem] = std::move(contents.tensors);
+}
+
+std::string wrong_size(const std::string& where, const std::string& name, uint64_t actual,
+                       uint64_t expected) {
+  return where + ": " + name + (actual < expected ? " is truncated: " : " has the wrong size: ") +
+         std::to_string(actual) + " bytes, manifest.json says " + std::to_string(expected);
+}
+
 WriteResult write_checkpoint(CheckpointFs& fs, const std::string& dir, const Checkpoint& c,
                              int keep_last, const std::string& suffix) {
   const std::string name = checkpoint_dir_name(c.step);
@@ -113,20 +165,14 @@ WriteResult write_checkpoint(CheckpointFs& fs, const std::string& dir, const Che
   WriteResult result{final_path, 0, {}};
 
   fs.create_dirs(tmp);
-  std::vector<ManifestFile> files;
-  const std::map<std::string, std::string> metadata = {{"producer", "dtrain"},
-                                                       {"step", std::to_string(c.step)}};
-  for (const auto& [stem, tensors] : c.files) {
-    std::vector<uint8_t> bytes = encode_safetensors(tensors, metadata);
-    std::string file = stem + std::string(kTensorFileSuffix);
-    fs.write_file(tmp + "/" + file, bytes);
-    files.push_back({file, bytes.size(), crc32_of(bytes), tensors.size()});
-    result.bytes += bytes.size();
+  EncodedCheckpoint encoded = encode_checkpoint_files(c);
+  for (const EncodedFile& f : encoded.files) {
+    fs.write_file(tmp + "/" + f.name, f.bytes);
+    result.bytes += f.bytes.size();
   }
   // The manifest goes last: a directory with a valid manifest has all its files.
-  std::vector<uint8_t> manifest = as_bytes(serialize_manifest(c, files));
-  fs.write_file(tmp + "/" + std::string(kManifestFileName), manifest);
-  result.bytes += manifest.size();
+  fs.write_file(tmp + "/" + std::string(kManifestFileName), encoded.manifest);
+  result.bytes += encoded.manifest.size();
   fs.sync_dir(tmp);
 
   if (fs.exists(final_path)) {

@@ -63,11 +63,6 @@ void check_regular(const FileStat& st, const std::string& where, const std::stri
     throw CorruptError(where + ": " + name + " is a " + st.kind + ", not a regular file");
 }
 
-std::string wrong_size(const std::string& where, const std::string& name, uint64_t actual,
-                       uint64_t expected) {
-  return where + ": " + name + (actual < expected ? " is truncated: " : " has the wrong size: ") +
-         std::to_string(actual) + " bytes, manifest.json says " + std::to_string(expected);
-}
 
 }  // namespace
 
@@ -123,20 +118,7 @@ Checkpoint load_checkpoint(const std::string& path, const LoadOptions& options) 
       if (data.size() != f.bytes) {
         throw CorruptError(wrong_size(where, f.name, data.size(), f.bytes));
       }
-      uint32_t crc = crc32_of(data);
-      if (crc != f.crc32) {
-        throw CorruptError(where + ": checksum mismatch in " + f.name + " (crc32 " +
-                           std::to_string(crc) + ", manifest.json says " + std::to_string(f.crc32) +
-                           ")");
-      }
-      SafetensorsContents contents = decode_safetensors(data, where + ": " + f.name);
-      if (contents.tensors.size() != f.tensors) {
-        throw CorruptError(where + ": " + f.name + " has " +
-                           std::to_string(contents.tensors.size()) +
-                           " tensors, manifest.json says " + std::to_string(f.tensors));
-      }
-      std::string stem = f.name.substr(0, f.name.size() - kTensorFileSuffix.size());
-      c.files[stem] = std::move(contents.tensors);
+      decode_checkpoint_file(c, f, data, where);
     }
   } catch (const std::bad_alloc&) {
     throw IoError(where + ": out of memory loading its " + std::to_string(total) + " bytes");
@@ -152,6 +134,32 @@ Checkpoint load_checkpoint(const std::string& path, const LoadOptions& options) 
       throw_error(e.code(), where + ": " + e.what());
     }
   }
+  return c;
+}
+
+Checkpoint decode_checkpoint(std::span<const uint8_t> bytes, const std::string& where) {
+  if (bytes.size() < 8) throw CorruptError(where + ": truncated (no manifest length)");
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(bytes[static_cast<size_t>(i)]) << (8 * i);
+  if (n > kMaxManifestBytes || n > bytes.size() - 8) {
+    throw CorruptError(where + ": manifest length " + std::to_string(n) + " exceeds the " +
+                       std::to_string(bytes.size() - 8) + " bytes that follow");
+  }
+  ParsedManifest parsed = parse_manifest(bytes.subspan(8, n), where + ": manifest.json");
+  Checkpoint c = std::move(parsed.fields);
+  size_t at = 8 + n;
+  for (const ManifestFile& f : parsed.files) {
+    if (f.bytes > bytes.size() - at) {
+      throw CorruptError(wrong_size(where, f.name, bytes.size() - at, f.bytes));
+    }
+    decode_checkpoint_file(c, f, bytes.subspan(at, f.bytes), where);
+    at += f.bytes;
+  }
+  if (at != bytes.size()) {
+    throw CorruptError(where + ": " + std::to_string(bytes.size() - at) +
+                       " bytes after the last file");
+  }
+  check_signature_against_model_file(c, where);
   return c;
 }
 
@@ -186,7 +194,7 @@ ResumeChoice find_resume(const std::string& dir, const LoadOptions& options) {
         if (reason.starts_with(":")) reason.erase(0, 1);
         if (reason.starts_with(" ")) reason.erase(0, 1);
       }
-      choice.skipped.push_back({path, reason});
+      choice.skipped.push_back({path, reason, e.code()});
     }
   }
   return choice;

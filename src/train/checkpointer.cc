@@ -102,7 +102,6 @@ Checkpointer::Checkpointer(const TrainConfig& config, Communicator* comm)
       world_(comm ? comm->size() : 1),
       enabled_(!config.checkpoint_dir.empty()),
       every_(parse_checkpoint_every(config.checkpoint_every)),
-      local_sgd_period_(config.local_sgd_period),
       timeout_s_(std::max(60.0, config.timeout_s * 5)),
       last_save_time_(Clock::now()) {
   if (enabled_ && rank_ == 0) {
@@ -130,10 +129,8 @@ void Checkpointer::after_step(int64_t step, int64_t total_steps) {
   if (step == total_steps) due_ = true;
 }
 
-bool Checkpointer::should_save(int64_t step, int64_t total_steps) const {
-  if (!enabled_ || !due_ || step == last_saved_step_) return false;
-  if (local_sgd_period_ > 0 && step % local_sgd_period_ != 0 && step != total_steps) return false;
-  return true;
+bool Checkpointer::should_save(int64_t step, bool replicas_agree) const {
+  return enabled_ && due_ && step != last_saved_step_ && replicas_agree;
 }
 
 void Checkpointer::commit(TrainSnapshot snapshot, Clock::time_point t0, Clock::time_point t1) {
@@ -186,7 +183,7 @@ std::optional<TrainSnapshot> load_for_resume(const TrainConfig& config, const Mo
   // checkpoint whose trainer state is bad is skipped with its reason instead of failing the run
   // after it was chosen. validate runs last in load_checkpoint: the snapshot it leaves belongs to
   // the checkpoint returned or chosen.
-  const ResumeTarget target{live, config.optimizer, rank, world, train_examples};
+  const ResumeTarget target{live, config.optimizer, rank, world, train_examples, config.strategy};
   std::optional<TrainSnapshot> validated;
   LoadOptions options;
   options.expected_model = live;
@@ -203,6 +200,19 @@ std::optional<TrainSnapshot> load_for_resume(const TrainConfig& config, const Mo
         for (const SkippedCheckpoint& k : choice.skipped) {
           log << "checkpoint: skipped " << k.path << ": " << k.reason << "\n";
         }
+        log << std::flush;
+      }
+      if (!choice.checkpoint) {
+        // Sound checkpoints of another run (model, optimizer, strategy, dataset) are not damage:
+        // starting from scratch would save over them (keep_checkpoints), so refuse.
+        for (const SkippedCheckpoint& k : choice.skipped) {
+          if (k.code != ErrorCode::kMismatch) continue;
+          throw MismatchError("checkpoint " + k.path + " " + k.reason + "; --resume auto " +
+                              "does not start from scratch over the checkpoints of another run " +
+                              "(use another checkpoint_dir, or the run's own settings)");
+        }
+      }
+      if (rank == 0) {
         if (choice.checkpoint) {
           log << "checkpoint: resuming from " << choice.path << " (step " << choice.checkpoint->step
               << ")\n";

@@ -14,8 +14,9 @@
 //     saved.
 // A due save happens at the next safe point: after the step's logging and evaluation, or, when
 // the step finishes an epoch, after the epoch's end (loss line, evaluation), so the checkpoint
-// names the start of the next epoch. With local SGD (period H) the replicas differ between
-// averagings, so a due save waits for the next step that is a multiple of H (or the last step).
+// names the start of the next epoch. Under a strategy whose replicas differ between
+// synchronizations (localsgd, diloco) a due save waits for the next step where they agree
+// (Strategy::replicas_agree; the last step always synchronizes).
 //
 // Saving (collective): every rank captures its snapshot (train_state.h), ranks > 0 send their
 // RankState to rank 0 (point-to-point, safetensors-encoded), rank 0 converts the whole to a
@@ -69,8 +70,9 @@ class Checkpointer {
   void count_votes(double sum);
   // After each optimizer step: marks a step-interval save (and the last step's) due.
   void after_step(int64_t step, int64_t total_steps);
-  // Whether to save now: a save is due and `step` is a safe point (local SGD alignment).
-  bool should_save(int64_t step, int64_t total_steps) const;
+  // Whether to save now: a save is due, `step` was not saved yet, and the replicas agree
+  // (Strategy::replicas_agree: a strategy that lets them drift is saved where they meet).
+  bool should_save(int64_t step, bool replicas_agree) const;
   // Collective. Gathers the rank states onto rank 0, which queues the write. `capture_fn` takes
   // this rank's snapshot (timed as the capture part of the stall).
   template <typename CaptureFn>
@@ -98,7 +100,6 @@ class Checkpointer {
   int world_ = 1;
   bool enabled_ = false;
   CheckpointEvery every_;
-  int64_t local_sgd_period_ = 0;
   double timeout_s_ = 60;
   std::unique_ptr<CheckpointWriter> writer_;  // rank 0 only
   bool due_ = false;

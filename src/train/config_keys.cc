@@ -1,10 +1,12 @@
 // The table of TrainConfig keys: name, help, range, and how to read/write/check the field from
 // text. Flags, config files, validate_config and config_to_args all go through this one table, so
 // their names and ranges cannot drift.
+#include <algorithm>
 #include <limits>
 
 #include "dtrain/config.h"
 #include "dtrain/error.h"
+#include "dtrain/strategy.h"
 #include "train/config_internal.h"
 #include "train/config_values.h"
 
@@ -107,6 +109,23 @@ KeyEntry optimizer_key() {
       bad_value(k, v, "sgd, adam or adamw");
   };
   e.handler.get = [](const C& c) { return std::string(optimizer_name(c.optimizer)); };
+  return e;
+}
+
+KeyEntry strategy_key() {
+  KeyEntry e{{"strategy", "how replicas stay consistent: ddp | localsgd | diloco", false,
+              "ddp | localsgd | diloco"},
+             {}};
+  e.handler.set = [](C& c, std::string_view k, std::string_view v) {
+    std::string t = trim(v);
+    const auto& names = strategy_names();
+    if (std::find(names.begin(), names.end(), t) == names.end()) {
+      bad_value(k, v, "ddp, localsgd or diloco");
+    }
+    c.strategy = t;
+  };
+  e.handler.get = [](const C& c) { return c.strategy; };
+  e.handler.check = [](const C& c, std::string_view) { check_strategy_keys(c); };
   return e;
 }
 
@@ -214,8 +233,16 @@ std::vector<KeyEntry> make_table() {
                        &C::per_worker_batch, {1, kMaxBatch}),
       int_key("grad_accumulation", "micro-batches per optimizer step (sync on the last only)",
               &C::grad_accumulation, {1, kMaxBatch}),
-      int_key("local_sgd_period", "local SGD: average parameters every H steps (0 = off)",
-              &C::local_sgd_period, kSteps),
+      strategy_key(),
+      int_key("local_sgd_period", "localsgd: optimizer steps between parameter averagings",
+              &C::local_sgd_period, kPositiveSteps),
+      int_key("inner_steps", "diloco: inner optimizer steps per outer step (H)", &C::inner_steps,
+              kPositiveSteps),
+      real_key("outer_lr", "diloco: outer learning rate", &C::outer_lr, {0, 1000, true, false}),
+      real_key("outer_momentum", "diloco: outer momentum", &C::outer_momentum,
+               {0, 1, false, true}),
+      bool_key("outer_nesterov", "diloco: Nesterov momentum in the outer step",
+               &C::outer_nesterov),
       string_key("compress",
                  "gradient compression: none | fp16 | bf16 | topk:R | randomk:R | qsgd:LEVELS | "
                  "sign | 2bit:THRESHOLD | powersgd:RANK [+ef|+noef]",

@@ -23,11 +23,9 @@
 #include <chrono>
 #include <climits>
 #include <cstdlib>
-#include <cstring>
 #include <thread>
 
-#include "checkpoint/manifest.h"
-#include "checkpoint/safetensors.h"
+#include "dtrain/checkpoint.h"
 #include "dtrain/elastic.h"
 #include "dtrain/env.h"
 #include "dtrain/error.h"
@@ -40,60 +38,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A checkpoint as one byte string: [u64 manifest length][manifest][u64 length, bytes] per file,
-// files in the manifest's order.
+// The state travels in the common checkpoint encoding (encode_checkpoint, checkpoint.h).
 std::vector<uint8_t> encode_snapshot(const TrainSnapshot& snapshot) {
-  Checkpoint c = to_checkpoint(snapshot, "ddp-elastic");
-  std::vector<std::vector<uint8_t>> blobs;
-  std::vector<ManifestFile> files;
-  for (const auto& [stem, tensors] : c.files) {
-    blobs.push_back(encode_safetensors(tensors));
-    files.push_back({stem + std::string(kTensorFileSuffix), blobs.back().size(),
-                     crc32_of(blobs.back()), tensors.size()});
-  }
-  if (c.model.params.empty() && c.files.count("model"))
-    c.model = ModelSignature::of(c.model.name, c.files["model"]);
-  std::string manifest = serialize_manifest(c, files);
-  std::vector<uint8_t> out;
-  auto put_u64 = [&](uint64_t v) {
-    const auto* p = reinterpret_cast<const uint8_t*>(&v);
-    out.insert(out.end(), p, p + 8);
-  };
-  put_u64(manifest.size());
-  out.insert(out.end(), manifest.begin(), manifest.end());
-  for (const auto& blob : blobs) {
-    put_u64(blob.size());
-    out.insert(out.end(), blob.begin(), blob.end());
-  }
-  return out;
+  return encode_checkpoint(to_checkpoint(snapshot));
 }
 
 TrainSnapshot decode_snapshot(const std::vector<uint8_t>& bytes) {
-  size_t at = 0;
-  auto get_u64 = [&]() {
-    if (at + 8 > bytes.size()) throw CorruptError("elastic state: truncated");
-    uint64_t v;
-    std::memcpy(&v, bytes.data() + at, 8);
-    at += 8;
-    return v;
-  };
-  uint64_t n = get_u64();
-  if (at + n > bytes.size()) throw CorruptError("elastic state: truncated manifest");
-  ParsedManifest parsed =
-      parse_manifest(std::span<const uint8_t>(bytes.data() + at, n), "elastic state");
-  at += n;
-  Checkpoint c = std::move(parsed.fields);
-  for (const ManifestFile& f : parsed.files) {
-    uint64_t len = get_u64();
-    if (at + len > bytes.size() || len != f.bytes)
-      throw CorruptError("elastic state: truncated file");
-    std::span<const uint8_t> blob(bytes.data() + at, len);
-    if (crc32_of(blob) != f.crc32) throw CorruptError("elastic state: checksum mismatch");
-    std::string stem = f.name.substr(0, f.name.size() - kTensorFileSuffix.size());
-    c.files[stem] = decode_safetensors(blob, f.name).tensors;
-    at += len;
-  }
-  return from_checkpoint(c);
+  return from_checkpoint(decode_checkpoint(bytes, "elastic state"));
 }
 
 // The config of a round of `world` workers (batch and learning-rate policy above); `g` is the

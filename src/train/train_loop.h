@@ -1,5 +1,6 @@
-// TrainLoop: the synchronous data-parallel training loop of one train() call (trainer.cc) and of
-// each round of an elastic run (elastic_trainer.cc). Private to src/train.
+// TrainLoop: the training loop of one train() call (trainer.cc) and of each round of an elastic
+// run (elastic_trainer.cc). It drives a Strategy (include/dtrain/strategy.h, Note [the strategy
+// seam]) and does not know which. Private to src/train.
 #pragma once
 
 #include <chrono>
@@ -11,7 +12,7 @@
 
 #include "dtrain/communicator.h"
 #include "dtrain/data.h"
-#include "dtrain/ddp.h"
+#include "dtrain/strategy.h"
 #include "dtrain/elastic.h"
 #include "dtrain/models.h"
 #include "dtrain/trainer.h"
@@ -46,7 +47,8 @@ struct LoopHooks {
 };
 
 // Note [the training loop]. One TrainLoop runs one train() call: construction fixes the batch
-// arithmetic, builds DDP, the optimizer and the checkpointer, and restores a resumed snapshot;
+// arithmetic, builds the optimizer, the checkpointer and the strategy, and restores a resumed
+// snapshot;
 // run() walks the epochs. The loop's position is a LoopPosition (step, epoch, samples of the
 // epoch's global order consumed), so a run resumed with another global batch or world size
 // continues from the same place of the same order: step s of an epoch reads the global batch
@@ -64,10 +66,10 @@ class TrainLoop {
 
  private:
   uint64_t bytes_sent() const { return comm_ ? comm_->stats().bytes_sent : 0; }
-  double comm_seconds() const { return ddp_ ? ddp_->stats().seconds_waiting : 0; }
+  double comm_seconds() const { return strategy_->stats().seconds_waiting; }
   // Gradient/parameter averaging: exact payload bytes this rank contributed, and the dense size.
-  uint64_t sync_bytes() const { return ddp_ ? ddp_->stats().bytes_communicated : 0; }
-  uint64_t sync_dense_bytes() const { return ddp_ ? ddp_->stats().dense_equivalent_bytes : 0; }
+  uint64_t sync_bytes() const { return strategy_->stats().bytes_communicated; }
+  uint64_t sync_dense_bytes() const { return strategy_->stats().dense_equivalent_bytes; }
   TrainParts parts() const;
 
   // Resumes from config.resume when set (collective); sets pos_, acc_ and the total step count.
@@ -97,8 +99,9 @@ class TrainLoop {
   const int64_t n_train_;
   const int64_t steps_per_epoch_;
   int64_t total_steps_ = 0;
-  std::unique_ptr<DistributedDataParallel> ddp_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::unique_ptr<Strategy> strategy_;
+  TensorMap resumed_strategy_;  // a resumed snapshot's shared strategy state, until set-up
   MetricsSink metrics_;
   std::optional<Progress> progress_;
   bool terminal_ = false;

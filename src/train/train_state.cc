@@ -9,7 +9,7 @@
 #include <mutex>
 
 #include "ddp/torch_dtype.h"
-#include "dtrain/ddp.h"
+#include "dtrain/strategy.h"
 #include "dtrain/error.h"
 
 namespace dtrain {
@@ -35,20 +35,6 @@ c10::ScalarType to_scalar_type(DType d) {
   throw InvalidArgumentError("unsupported dtype in a snapshot");
 }
 
-TensorRecord record_of(const std::string& name, const torch::Tensor& t) {
-  torch::Tensor host = t.detach().to(torch::kCPU).contiguous();
-  return TensorRecord::copy_of(name, to_dtype(host.scalar_type()),
-                               std::vector<int64_t>(host.sizes().begin(), host.sizes().end()),
-                               host.data_ptr());
-}
-
-// A tensor that owns a copy of the record's bytes.
-torch::Tensor tensor_of(const TensorRecord& r) {
-  torch::Tensor t = torch::empty(r.shape, torch::TensorOptions().dtype(to_scalar_type(r.dtype)));
-  if (!r.bytes.empty()) std::memcpy(t.data_ptr(), r.bytes.data(), r.bytes.size());
-  return t;
-}
-
 // The optimizer's per-parameter state key (LibTorch keys it by the parameter's TensorImpl).
 std::string optimizer_key(const torch::Tensor& p) {
   return c10::guts::to_string(p.unsafeGetTensorImpl());
@@ -59,16 +45,6 @@ const TensorRecord* find(const TensorMap& map, const std::string& name) {
   return it == map.end() ? nullptr : &it->second;
 }
 
-// Copies `r` into the live tensor `t` after checking that they agree in shape and dtype.
-void copy_into(const torch::Tensor& t, const TensorRecord& r, const std::string& what) {
-  std::vector<int64_t> shape(t.sizes().begin(), t.sizes().end());
-  if (shape != r.shape || to_dtype(t.scalar_type()) != r.dtype) {
-    throw MismatchError("snapshot: " + what + " '" + r.name +
-                        "' has another shape or dtype than the live one");
-  }
-  torch::NoGradGuard no_grad;
-  t.copy_(tensor_of(r));
-}
 
 template <typename State>
 void capture_adam_like(const torch::optim::OptimizerParamState& base, const std::string& name,
@@ -221,6 +197,31 @@ bool is_residual(const std::string& name) {
 
 }  // namespace
 
+TensorRecord record_of(const std::string& name, const torch::Tensor& t) {
+  torch::Tensor host = t.detach().to(torch::kCPU).contiguous();
+  return TensorRecord::copy_of(name, to_dtype(host.scalar_type()),
+                               std::vector<int64_t>(host.sizes().begin(), host.sizes().end()),
+                               host.data_ptr());
+}
+
+// A tensor that owns a copy of the record's bytes.
+torch::Tensor tensor_of(const TensorRecord& r) {
+  torch::Tensor t = torch::empty(r.shape, torch::TensorOptions().dtype(to_scalar_type(r.dtype)));
+  if (!r.bytes.empty()) std::memcpy(t.data_ptr(), r.bytes.data(), r.bytes.size());
+  return t;
+}
+
+// Copies `r` into the live tensor `t` after checking that they agree in shape and dtype.
+void copy_into(const torch::Tensor& t, const TensorRecord& r, const std::string& what) {
+  std::vector<int64_t> shape(t.sizes().begin(), t.sizes().end());
+  if (shape != r.shape || to_dtype(t.scalar_type()) != r.dtype) {
+    throw MismatchError("snapshot: " + what + " '" + r.name +
+                        "' has another shape or dtype than the live one");
+  }
+  torch::NoGradGuard no_grad;
+  t.copy_(tensor_of(r));
+}
+
 std::string rank_stem(const std::string& stem, int rank) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "-rank%05d", rank);
@@ -260,7 +261,15 @@ TrainSnapshot capture(const TrainParts& parts, const LoopPosition& position, Ran
     s.model[item.key()] = record_of(item.key(), item.value());
   }
   s.optimizer = capture_optimizer(parts);
-  rank_state.compression = parts.ddp ? parts.ddp->compression_state() : CodecState{};
+  if (parts.strategy) {
+    StrategyState state = parts.strategy->state();
+    s.strategy = parts.strategy->name();
+    s.strategy_options = parts.strategy->options();
+    s.strategy_shared = std::move(state.shared);
+    rank_state.compression = std::move(state.rank);
+  } else {
+    rank_state.compression.clear();
+  }
   rank_state.rng_cpu = capture_rng();
   s.ranks.push_back(std::move(rank_state));
   return s;
@@ -314,7 +323,6 @@ RankState restore(const TrainSnapshot& snapshot, const TrainParts& parts, int ra
   }
   restore_optimizer(snapshot.optimizer, parts);
   RankState mine = rank_state_for(snapshot, rank, world);
-  if (parts.ddp) parts.ddp->load_compression_state(mine.compression);
   restore_rng(mine.rng_cpu);
   return mine;
 }

@@ -1,10 +1,11 @@
 // The state of a training run, captured to host memory and restored: the unit of checkpoints (to
 // disk, through include/dtrain/checkpoint.h) and of in-memory commits (elastic recovery).
 //
-//   TrainParts parts{module, optimizer, config.optimizer, ddp};     // live objects, not owned
+//   TrainParts parts{module, optimizer, config.optimizer, strategy};  // live objects, not owned
 //   TrainSnapshot s = capture(parts, position, my_rank_state);      // copies; ~memcpy speed
 //   ...
-//   restore(s, parts, rank, world);   // parameters, buffers, optimizer, this rank's residuals, RNG
+//   RankState mine = restore(s, parts, rank, world);   // parameters, buffers, optimizer, RNG
+//   strategy->load_state({s.strategy_shared, mine.compression});   // after strategy set-up
 //   Checkpoint c = to_checkpoint(std::move(gathered));   TrainSnapshot t = from_checkpoint(c);
 //
 // What a snapshot holds:
@@ -15,8 +16,11 @@
 //   - optimizer state by parameter name: "<param>.momentum_buffer" (SGD), "<param>.exp_avg",
 //     "<param>.exp_avg_sq", "<param>.max_exp_avg_sq" (amsgrad only), "<param>.step" (int64
 //     scalar) for Adam/AdamW. A parameter the optimizer has not stepped yet has no entries;
-//   - rank states (RankState), one per rank: compression state (error-feedback residuals,
-//     codec counters, PowerSGD's Q), torch's default CPU generator, and the loss accumulators of
+//   - the strategy (include/dtrain/strategy.h): its name, its options, and its shared state
+//     (e.g. DiLoCo's outer momentum "outer_momentum/<param>");
+//   - rank states (RankState), one per rank: the strategy's per-rank state (compression
+//     error-feedback residuals, codec counters, PowerSGD's Q), torch's default CPU generator, and
+//     the loss accumulators of
 //     the current log interval and epoch (so resumed logs are bitwise those of an uninterrupted
 //     run). capture() fills one entry, this rank's; gather_rank_states (checkpointer.h) collects
 //     every rank's on rank 0 before a save.
@@ -38,6 +42,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -47,14 +52,14 @@
 
 namespace dtrain {
 
-class DistributedDataParallel;
+class Strategy;
 
 // The live objects a snapshot is taken from and restored into (not owned).
 struct TrainParts {
   torch::nn::Module* module = nullptr;
   torch::optim::Optimizer* optimizer = nullptr;
   OptimizerKind optimizer_kind = OptimizerKind::kSgd;
-  DistributedDataParallel* ddp = nullptr;  // null: one process (no compression state)
+  Strategy* strategy = nullptr;            // null: no strategy state (tests)
   std::string model_name;                  // labels the checkpoint's model signature
 };
 
@@ -71,7 +76,7 @@ struct LoopPosition {
 
 // The part of the state that differs between ranks.
 struct RankState {
-  CodecState compression;        // DistributedDataParallel::compression_state()
+  CodecState compression;        // the strategy's per-rank state (Strategy::state().rank)
   std::vector<uint8_t> rng_cpu;  // torch's default CPU generator state (empty: not captured)
   double interval_loss_sum = 0;  // this rank's step losses since the last log line
   double interval_steps = 0;
@@ -86,6 +91,9 @@ struct TrainSnapshot {
   int64_t global_batch = 0;  // its global batch (informational: a resume may use another)
   std::string model_name;
   OptimizerKind optimizer_kind = OptimizerKind::kSgd;
+  std::string strategy = "ddp";                          // Strategy::name()
+  std::map<std::string, std::string> strategy_options;  // Strategy::options()
+  TensorMap strategy_shared;                             // Strategy::state().shared
   TensorMap model;      // parameters and buffers
   TensorMap optimizer;  // see the header comment for names
   // capture(): {this rank's}; after gather_rank_states on rank 0 and from_checkpoint(): one per
@@ -94,7 +102,7 @@ struct TrainSnapshot {
 };
 
 // Copies the live state into host memory (parameters, buffers and optimizer state as contiguous
-// CPU bytes; the compression state; torch's CPU generator). `rank_state` carries the loop's loss
+// CPU bytes; the strategy's name, options and state; torch's CPU generator). `rank_state` carries the loop's loss
 // accumulators; its compression and rng fields are overwritten. Does no communication.
 TrainSnapshot capture(const TrainParts& parts, const LoopPosition& position, RankState rank_state,
                       int world_size, int64_t global_batch);
@@ -105,17 +113,19 @@ TrainSnapshot capture(const TrainParts& parts, const LoopPosition& position, Ran
 RankState rank_state_for(const TrainSnapshot& snapshot, int rank, int world);
 
 // Writes the snapshot into the live objects: parameters and buffers (by name), the optimizer
-// state, torch's CPU generator, and (through parts.ddp) the compression state, taking this rank's
-// RankState by rank_state_for. Returns that RankState (for the loop's accumulators).
+// state and torch's CPU generator, taking this rank's RankState by rank_state_for. Returns that
+// RankState (the loop's accumulators, and the strategy's per-rank state, which the caller loads
+// into the strategy once it is set up: Strategy::load_state).
 // Throws MismatchError when the snapshot belongs to another model (names, shapes, dtypes) or
 // another optimizer kind; the live objects may then be partly written.
 RankState restore(const TrainSnapshot& snapshot, const TrainParts& parts, int rank, int world);
 
 // The on-disk form (docs/checkpoints.md "What the trainer saves"): stems "model", "optimizer",
-// "residuals-rank00003" (one per rank with compression state); RNG states as rng
-// "torch_cpu-rank00003"; position, optimizer kind and loss accumulators in `extra`.
-// Requires snapshot.ranks.size() == world_size (InvalidArgumentError otherwise).
-Checkpoint to_checkpoint(TrainSnapshot snapshot, const std::string& strategy = "ddp");
+// "strategy" (the strategy's shared state, when it has one), "residuals-rank00003" (one per rank
+// with per-rank strategy state); RNG states as rng "torch_cpu-rank00003"; the strategy's name in
+// the manifest's "strategy"; position, optimizer kind, strategy options and loss accumulators in
+// `extra`. Requires snapshot.ranks.size() == world_size (InvalidArgumentError otherwise).
+Checkpoint to_checkpoint(TrainSnapshot snapshot);
 // The inverse. Throws CorruptError when the manifest's trainer fields are missing or malformed.
 TrainSnapshot from_checkpoint(const Checkpoint& checkpoint);
 
@@ -126,6 +136,7 @@ struct ResumeTarget {
   int rank = 0;  // this process in the resuming run
   int world = 1;
   int64_t train_examples = -1;  // the resuming run's training split (-1: not checked)
+  std::string strategy = "ddp";  // the resuming run's strategy
 };
 
 // from_checkpoint plus every check that restore() and the training loop would otherwise fail on
@@ -135,6 +146,7 @@ struct ResumeTarget {
 // epoch_samples; non-negative, finite step counts in the loss accumulators; every rank's CPU
 // generator state (tried on a scratch generator, never the live one); the optimizer kind; the
 // tensors of model.safetensors and each optimizer state entry against `target.model`; the
+// strategy against `target.strategy`; the
 // residuals' agreement across ranks when `target.world` differs (Note [resharding rank states]);
 // a position inside `target.train_examples` (when given).
 // Throws CorruptError (malformed) or MismatchError (another optimizer or model); messages name
@@ -145,6 +157,13 @@ TrainSnapshot snapshot_for_resume(const Checkpoint& checkpoint, const ResumeTarg
 
 // The model signature a checkpoint of this live model carries (parameters and buffers).
 ModelSignature live_model_signature(const TrainParts& parts);
+
+// A host copy of `t` as a record named `name`; a tensor owning a copy of the record's bytes; and
+// a copy of `r` into the live `t` (MismatchError naming `what` and the record when shape or dtype
+// differ).
+TensorRecord record_of(const std::string& name, const torch::Tensor& t);
+torch::Tensor tensor_of(const TensorRecord& r);
+void copy_into(const torch::Tensor& t, const TensorRecord& r, const std::string& what);
 
 // "<stem>-rank00003"
 std::string rank_stem(const std::string& stem, int rank);

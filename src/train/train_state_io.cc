@@ -17,6 +17,7 @@ namespace {
 
 constexpr const char* kRngName = "torch_cpu";
 constexpr const char* kResidualStem = "residuals";
+constexpr const char* kStrategyStem = "strategy";
 
 nlohmann::json number(double v) {
   // JSON has no NaN/inf: a diverged loss is stored as null and read back as NaN.
@@ -116,6 +117,9 @@ TrainSnapshot parse_snapshot(const Checkpoint& c) {
     s.position.samples = t.at("samples").get<int64_t>();
     for (const auto& l : t.at("epoch_losses")) s.position.epoch_losses.push_back(read_number(l));
     s.global_batch = t.at("global_batch").get<int64_t>();
+    if (t.contains("strategy_options")) {
+      s.strategy_options = t.at("strategy_options").get<std::map<std::string, std::string>>();
+    }
     auto kind = parse_optimizer(t.at("optimizer").get<std::string>());
     if (!kind) corrupt("unknown optimizer '" + t.at("optimizer").get<std::string>() + "'");
     s.optimizer_kind = *kind;
@@ -156,12 +160,14 @@ TrainSnapshot parse_snapshot(const Checkpoint& c) {
   if (model == c.files.end()) corrupt("no model.safetensors");
   s.model = model->second;
   if (auto opt = c.files.find("optimizer"); opt != c.files.end()) s.optimizer = opt->second;
+  if (auto f = c.files.find(kStrategyStem); f != c.files.end()) s.strategy_shared = f->second;
+  s.strategy = c.strategy;
   return s;
 }
 
 }  // namespace
 
-Checkpoint to_checkpoint(TrainSnapshot s, const std::string& strategy) {
+Checkpoint to_checkpoint(TrainSnapshot s) {
   if (static_cast<int>(s.ranks.size()) != s.world_size) {
     throw InvalidArgumentError("to_checkpoint: the snapshot holds " +
                                std::to_string(s.ranks.size()) + " rank states for a world of " +
@@ -173,7 +179,7 @@ Checkpoint to_checkpoint(TrainSnapshot s, const std::string& strategy) {
   // The trainer's position is an offset into the epoch's GLOBAL order (Note [global batches]).
   c.sampler = {s.position.epoch, s.position.epoch_samples};
   c.world_size = s.world_size;
-  c.strategy = strategy;
+  c.strategy = s.strategy;
   c.model = ModelSignature::of(s.model_name, s.model);
   nlohmann::json ranks = nlohmann::json::array();
   for (int r = 0; r < s.world_size; ++r) {
@@ -197,9 +203,11 @@ Checkpoint to_checkpoint(TrainSnapshot s, const std::string& strategy) {
                         {"global_batch", s.global_batch},
                         {"optimizer", std::string(optimizer_name(s.optimizer_kind))},
                         {"epoch_losses", losses},
+                        {"strategy_options", s.strategy_options},
                         {"ranks", ranks}};
   c.files["model"] = std::move(s.model);
   if (!s.optimizer.empty()) c.files["optimizer"] = std::move(s.optimizer);
+  if (!s.strategy_shared.empty()) c.files[kStrategyStem] = std::move(s.strategy_shared);
   return c;
 }
 
@@ -251,6 +259,11 @@ TrainSnapshot snapshot_for_resume(const Checkpoint& c, const ResumeTarget& targe
     throw MismatchError("it holds " + std::string(optimizer_name(s.optimizer_kind)) +
                         " optimizer state, this run uses " +
                         std::string(optimizer_name(target.optimizer)));
+  }
+  if (s.strategy != target.strategy) {
+    throw MismatchError("it was written by strategy " + s.strategy + ", this run uses " +
+                        target.strategy + " (resume with --strategy " + s.strategy +
+                        ", or start a new checkpoint_dir)");
   }
   check_model_signature(target.model, ModelSignature::of(s.model_name, s.model),
                         "model.safetensors");

@@ -1,4 +1,5 @@
-// The synchronous data-parallel training loop (contract in include/dtrain/trainer.h).
+// The training loop (contract in include/dtrain/trainer.h; Note [the training loop] in
+// train_loop.h).
 #include "dtrain/trainer.h"
 
 #include <unistd.h>
@@ -11,7 +12,7 @@
 
 #include "dtrain/communicator.h"
 #include "dtrain/data.h"
-#include "dtrain/ddp.h"
+#include "dtrain/strategy.h"
 #include "dtrain/env.h"
 #include "dtrain/error.h"
 #include "dtrain/models.h"
@@ -91,22 +92,15 @@ TrainLoop::TrainLoop(const TrainConfig& config, const ModelHandle& model, const 
                                " examples)");
   }
   model_.module->train();
-  // The optimizer and the resumed state come before DDP, whose construction broadcasts rank 0's
-  // parameters: every rank restores the same checkpoint, so that broadcast changes nothing.
+  // The optimizer and the resumed state come before the strategy's set-up, which may broadcast
+  // rank 0's parameters: every rank restores the same checkpoint, so that changes nothing.
+  strategy_ = make_strategy(config_);
   optimizer_ = make_optimizer(config_, model_.module->parameters());
   resume();
-  if (world_ > 1) {
-    DdpOptions ddp_options;
-    ddp_options.bucket_bytes = static_cast<size_t>(config_.bucket_mb * 1024 * 1024);
-    ddp_options.local_sgd_period = static_cast<int>(config_.local_sgd_period);
-    ddp_options.compress = config_.compress;
-    ddp_options.compress_warmup_steps = static_cast<int>(config_.compress_warmup_steps);
-    ddp_options.compress_seed = config_.seed;
-    ddp_options.initial_step = pos_.step;
-    ddp_ = std::make_unique<DistributedDataParallel>(model_.module, *comm_, ddp_options);
-    ddp_->load_compression_state(acc_.compression);
-  }
-  acc_.compression.clear();  // now held by DDP (or dropped: one process does not compress)
+  strategy_->setup({model_.module, comm_, optimizer_.get(), pos_.step});
+  strategy_->load_state({std::move(resumed_strategy_), std::move(acc_.compression)});
+  resumed_strategy_.clear();
+  acc_.compression.clear();  // now held by the strategy
   acc_.rng_cpu.clear();
   // Epochs this run touches (for the progress display): up to the one holding the last step.
   const int64_t epochs =
@@ -115,7 +109,8 @@ TrainLoop::TrainLoop(const TrainConfig& config, const ModelHandle& model, const 
 }
 
 TrainParts TrainLoop::parts() const {
-  return {model_.module.get(), optimizer_.get(), config_.optimizer, ddp_.get(), config_.model};
+  return {model_.module.get(), optimizer_.get(), config_.optimizer, strategy_.get(),
+          config_.model};
 }
 
 void TrainLoop::resume() {
@@ -133,8 +128,13 @@ void TrainLoop::resume() {
                           ") lies beyond this training split of " + std::to_string(n_train_) +
                           " examples: written for another dataset?");
     }
-    // DDP does not exist yet: the compression state is loaded into it after its construction.
+    if (snapshot->strategy != strategy_->name()) {
+      throw MismatchError("checkpoint: it was written by strategy " + snapshot->strategy +
+                          ", this run uses " + strategy_->name());
+    }
+    // The strategy is not set up yet: its state is loaded into it after set-up.
     acc_ = restore(*snapshot, parts(), rank_, world_);
+    resumed_strategy_ = snapshot->strategy_shared;
     pos_ = snapshot->position;
     resumed_samples_ = pos_.samples;
     checkpointer_.set_last_saved_step(pos_.step);
@@ -154,38 +154,20 @@ void TrainLoop::train_step(const std::vector<int64_t>& order) {
   lr_ = learning_rate_at(config_, pos_.step, total_steps_);
   set_learning_rate(*optimizer_, lr_);
   optimizer_->zero_grad();
-  double step_loss = 0;  // this rank's mean loss over its per-worker batch
   const int64_t base = pos_.epoch_samples + rank_ * per_worker_;
-  auto t0 = Clock::now();
-  for (int64_t j = 0; j < config_.grad_accumulation; ++j) {
+  const double micro_batches = static_cast<double>(config_.grad_accumulation);
+  auto loss_of = [&](int64_t j) {
     auto first = order.begin() + base + j * micro_;
     Batch batch = data_.train.gather(std::vector<int64_t>(first, first + micro_));
-    torch::Tensor loss = model_.loss(model_.forward(batch.inputs), batch.targets) /
-                         static_cast<double>(config_.grad_accumulation);
-    bool sync = j + 1 == config_.grad_accumulation;
-    if (ddp_) ddp_->prepare_backward(sync);
-    auto t1 = Clock::now();
-    phases_.forward_s += seconds_between(t0, t1);
-    loss.backward();
-    auto t2 = Clock::now();
-    phases_.backward_s += seconds_between(t1, t2);
-    if (ddp_) ddp_->finish_backward();
-    step_loss += loss.item<double>();
-    t0 = Clock::now();
-    phases_.sync_s += seconds_between(t2, t0);
-  }
-  optimizer_->step();
-  if (ddp_) ddp_->after_optimizer_step();
-  phases_.optimizer_s += seconds_between(t0, Clock::now());
+    return model_.loss(model_.forward(batch.inputs), batch.targets) / micro_batches;
+  };
+  // This rank's mean loss over its per-worker batch.
+  const double step_loss = strategy_->step(config_.grad_accumulation, loss_of,
+                                           pos_.step + 1 == total_steps_, phases_);
   ++phases_.steps;
   ++pos_.step;
   pos_.epoch_samples += global_;
   pos_.samples += global_;
-  // Local SGD: the replicas drift between averagings; the run ends on an averaged model.
-  if (ddp_ && config_.local_sgd_period > 0 && pos_.step == total_steps_ &&
-      pos_.step % config_.local_sgd_period != 0) {
-    ddp_->average_parameters();
-  }
   acc_.interval_loss_sum += step_loss;
   acc_.interval_steps += 1;
   acc_.epoch_loss_sum += step_loss;
@@ -282,8 +264,8 @@ void TrainLoop::before_step() {
 
 bool TrainLoop::maybe_commit() {
   if (!hooks_ || hooks_->commit_every <= 0 || pos_.step % hooks_->commit_every != 0) return false;
-  // With local SGD the replicas agree only right after an averaging.
-  if (config_.local_sgd_period > 0 && pos_.step % config_.local_sgd_period != 0) return false;
+  // Under localsgd or diloco the replicas agree only right after a synchronization.
+  if (!strategy_->replicas_agree()) return false;
   commit_now();
   return hooks_->leave_round && hooks_->leave_round();
 }
@@ -296,7 +278,7 @@ void TrainLoop::commit_now() {
 }
 
 void TrainLoop::maybe_save() {
-  if (!checkpointer_.should_save(pos_.step, total_steps_)) return;
+  if (!checkpointer_.should_save(pos_.step, strategy_->replicas_agree())) return;
   checkpointer_.save([&] { return capture(parts(), pos_, acc_, world_, global_); });
 }
 

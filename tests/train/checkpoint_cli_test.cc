@@ -133,15 +133,18 @@ TEST(CheckpointCliTest, CheckpointOfAnotherModel) {
   EXPECT_TRUE(contains(exact.text, "was written for another model")) << exact.text;
   EXPECT_TRUE(contains(exact.text, "[mismatch]")) << exact.text;
 
-  // auto: both checkpoints are of the 32-wide model, so the 48-wide one starts from scratch.
+  // auto: both checkpoints are of the 32-wide model. Starting from scratch would save over them,
+  // so the 48-wide run refuses, and both stay.
   CommandOutput automatic =
       run_dtrain(job(48) + " --max-steps 2 --resume auto --checkpoint-dir " + dir.path().string());
-  EXPECT_EQ(automatic.code, 0) << automatic.text;
+  EXPECT_EQ(automatic.code, 1) << automatic.text;
   EXPECT_TRUE(contains(automatic.text, "skipped " + ckpt(dir.path(), 6))) << automatic.text;
   EXPECT_TRUE(contains(automatic.text, "skipped " + ckpt(dir.path(), 3))) << automatic.text;
-  EXPECT_TRUE(contains(automatic.text, "no loadable checkpoint in " + dir.path().string() +
-                                           "; starting from scratch"))
+  EXPECT_TRUE(contains(automatic.text, "does not start from scratch over the checkpoints of "
+                                       "another run"))
       << automatic.text;
+  EXPECT_TRUE(fs::exists(ckpt(dir.path(), 6) + "/manifest.json"));
+  EXPECT_TRUE(fs::exists(ckpt(dir.path(), 3) + "/manifest.json"));
 }
 
 TEST(CheckpointCliTest, MissingPathAndBadFlags) {

@@ -4,7 +4,7 @@
 #include <torch/torch.h>
 
 #include "dtrain/checkpoint.h"
-#include "dtrain/ddp.h"
+#include "dtrain/strategy.h"
 #include "dtrain/error.h"
 #include "train/checkpoint_test_util.h"
 #include "train/checkpointer.h"
@@ -20,8 +20,8 @@ struct Live {
   ModelHandle model;
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   TrainConfig config;
-  TrainParts parts(DistributedDataParallel* ddp = nullptr) {
-    return {model.module.get(), optimizer.get(), config.optimizer, ddp, config.model};
+  TrainParts parts(Strategy* strategy = nullptr) {
+    return {model.module.get(), optimizer.get(), config.optimizer, strategy, config.model};
   }
 };
 
@@ -178,8 +178,9 @@ TEST(ReshardRuleTest, ResidualsOfDifferentSizesAreAMismatch) {
   EXPECT_THROW(rank_state_for(s, 0, 3), MismatchError);
 }
 
-// The rule reaches the live compressor: each of 2 DDP ranks holds the mean of 4 old residuals.
-TEST(ReshardRuleTest, RestoreLoadsTheMeanIntoDdp) {
+// The rule reaches the live compressor: each of 2 ddp ranks holds the mean of 4 old residuals,
+// loaded through the strategy as the trainer does (restore, then Strategy::load_state).
+TEST(ReshardRuleTest, RestoreLoadsTheMeanIntoTheStrategy) {
   TrainSnapshot s;
   s.world_size = 4;
   for (int r = 0; r < 4; ++r) {
@@ -189,17 +190,38 @@ TEST(ReshardRuleTest, RestoreLoadsTheMeanIntoDdp) {
   }
   testing::run_rank_threads(2, [&](Communicator& comm) {
     Live l = make_live(OptimizerKind::kSgd);
-    DdpOptions o;
-    o.compress = "topk:0.5";
-    DistributedDataParallel ddp(l.model.module, comm, o);
+    l.config.compress = "topk:0.5";
+    std::unique_ptr<Strategy> ddp = make_strategy(l.config);
+    ddp->setup({l.model.module, &comm, l.optimizer.get(), 0});
     TrainSnapshot mine = s;
-    TrainSnapshot own = capture(l.parts(&ddp), {}, {}, 2, 6);
+    TrainSnapshot own = capture(l.parts(ddp.get()), {}, {}, 2, 6);
+    EXPECT_EQ(own.strategy, "ddp");
+    EXPECT_EQ(own.strategy_options.at("compress"), "topk:0.5");
     mine.model = own.model;
     mine.model_name = own.model_name;
-    restore(mine, l.parts(&ddp), comm.rank(), comm.size());
-    CodecState state = ddp.compression_state();
+    RankState got = restore(mine, l.parts(ddp.get()), comm.rank(), comm.size());
+    ddp->load_state({mine.strategy_shared, got.compression});
+    CodecState state = ddp->state().rank;
     EXPECT_EQ(state.at("ef/0"), (std::vector<float>{1.5f, 15.0f}));
   });
+}
+
+// A snapshot records its strategy, options and shared state, and the on-disk form keeps them.
+TEST(SnapshotStrategyTest, NameOptionsAndSharedStateSurviveTheCheckpointForm) {
+  Live l = make_live(OptimizerKind::kSgd);
+  TrainSnapshot s = capture(l.parts(), {}, {}, 1, 4);
+  s.strategy = "diloco";
+  s.strategy_options = {{"inner_steps", "50"}, {"outer_lr", "0.7"}};
+  torch::Tensor m = torch::arange(6, torch::kFloat32);
+  s.strategy_shared["outer_momentum/fc1.bias"] = record_of("outer_momentum/fc1.bias", m);
+  Checkpoint c = to_checkpoint(s);
+  EXPECT_EQ(c.strategy, "diloco");
+  ASSERT_TRUE(c.files.count("strategy"));
+  TrainSnapshot back = from_checkpoint(decode_checkpoint(encode_checkpoint(c)));
+  EXPECT_EQ(back.strategy, "diloco");
+  EXPECT_EQ(back.strategy_options, s.strategy_options);
+  ASSERT_EQ(back.strategy_shared.size(), 1u);
+  EXPECT_TRUE(torch::equal(tensor_of(back.strategy_shared.at("outer_momentum/fc1.bias")), m));
 }
 
 }  // namespace
