@@ -61,7 +61,7 @@ def run_dtrain(args, model, world, seed, no_comm=False):
     cmd = [args.dtrain, "run", "--nproc", str(world), "--model", model, "--seed", str(seed),
            "--per-worker-batch", str(args.batch), "--epochs", "1", "--threads", "1", "--quiet"]
     if no_comm:
-        cmd += ["--local-sgd-period", str(NO_COMM_PERIOD)]
+        cmd += ["--strategy", "localsgd", "--local-sgd-period", str(NO_COMM_PERIOD)]
     cmd += ["--bind-to", args.bind_to]
     load = load_average()
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
