@@ -46,6 +46,7 @@
 
 #include "dtrain/deadline.h"
 #include "dtrain/dtype.h"
+#include "dtrain/error.h"
 #include "dtrain/sampler.h"
 
 namespace dtrain {
