@@ -6,15 +6,34 @@
 // prepare_backward(true); like PyTorch's gradient_as_bucket_view), so autograd accumulates
 // straight into the bucket; autograd hooks note each gradient as it becomes ready, and a full
 // bucket is allreduced (averaged over ranks) asynchronously, in place, while backward goes on.
+// Buckets are launched in index order on every rank, whatever order they fill in (a full bucket
+// waits for its predecessors), and each bucket's allreduce carries the label index + 1, so
+// ranks can never reduce different buckets against each other (Note [DDP launch order]).
 // finish_backward() waits for every bucket; .grad then holds the average, with no copy. A .grad
 // that the user replaced, or set to undefined, is copied in and reattached at the next
 // synchronizing step. With local SGD, or on one rank, .grad stays ordinary autograd tensors.
+//
+// Unused parameters (like PyTorch's find_unused_parameters, always on): a parameter that got no
+// gradient in this backward pass -- unused on this rank, perhaps used on others -- contributes
+// its .grad as it is (zeros after zero_grad, or when it had none) at finish_backward(), which
+// then launches the buckets still waiting, in order. Every rank ends with the mean over ranks.
 //
 //   ddp.prepare_backward(/*sync=*/true);   // false on accumulation micro-steps (no communication)
 //   loss.backward();
 //   ddp.finish_backward();                 // every rank now holds the same averaged gradients
 //   optimizer.step();
 //   ddp.after_optimizer_step();            // local SGD: averages the parameters every H steps
+//
+// Call contract (InvalidArgumentError, naming what to call, instead of unsynchronized
+// gradients): every backward pass lies between one prepare_backward and one finish_backward.
+// finish_backward without prepare_backward, prepare_backward twice without finish_backward, and
+// after_optimizer_step or average_parameters between the two are errors at once; a backward
+// pass outside the pair (a hook that fires while not prepared: hooks must not throw into
+// autograd) is reported by the next prepare_backward, finish_backward or after_optimizer_step.
+//
+// One process: the trainer builds no DDP for a world of one (its ddp strategy trains locally).
+// Constructed over a communicator of size 1, DDP communicates nothing: no broadcast, model check
+// or allreduce; the hooks only keep the call contract.
 //
 // With local SGD (local_sgd_period = H > 0) gradients are never synchronized; instead parameters
 // are averaged every H optimizer steps.
@@ -29,7 +48,9 @@
 // anchor, so replicas end identical with any codec; the warm-up steps and average_parameters()
 // stay dense.
 //
-// Thread safety: one trainer thread drives it; hooks run on autograd's thread(s).
+// Thread safety: one trainer thread calls the methods (not thread-safe among themselves).
+// Autograd's hooks may run on any thread, several at once: their bookkeeping and the launches
+// they make share one mutex with the step's state, which the methods take too.
 #pragma once
 
 #include <torch/torch.h>

@@ -5,7 +5,7 @@
 // an autograd hook would stall backward until the bucket is averaged, losing the overlap of
 // communication with the rest of backward. Instead the hook submits the bucket here and returns;
 // one worker thread runs the jobs in submission order. Because every rank submits the same
-// buckets in the same order (buckets complete in autograd's deterministic order), the collectives
+// buckets in the same order (index order, Note [DDP launch order] in ddp.cc), the collectives
 // inside the jobs are issued in the same order on every rank. While a compressed step is in
 // flight, every bucket of that step (compressed or dense) goes through this queue, so no other
 // thread interleaves collectives with them.

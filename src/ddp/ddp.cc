@@ -14,8 +14,25 @@
 // The bucket that becomes ready last is not handed to the communicator's executor thread: it is
 // reduced synchronously by the thread that calls finish_backward(), which would only wait for it
 // anyway. That saves two thread hand-offs per step (the executor's wake-up, then the caller's),
-// which cost most on an oversubscribed machine. The collectives still run in the same order on
-// every rank: launched buckets in readiness order, then the rest in index order.
+// which cost most on an oversubscribed machine. With launches in index order (Note [DDP launch
+// order]) that bucket is always the last one, num_buckets - 1; on a compressing step every
+// bucket goes through the worker instead (Note [DDP compression]).
+//
+// Note [DDP launch order]
+// Collectives on one communicator match by issue order: the k-th allreduce a rank issues meets
+// the k-th of every other rank. So every rank must launch the same buckets in the same order,
+// and readiness order is not that: autograd may finish buckets in another order on another rank,
+// and a parameter unused on some ranks only (a branch taken on odd ranks) leaves its bucket
+// unfilled there until finish_backward, while the other ranks launch it from a hook. Launching
+// in readiness order, such ranks reduce different buckets against each other: garbage where two
+// buckets have the same size, a count mismatch or a hang where not. As PyTorch's reducer does,
+// bucket i is launched only after buckets 0..i-1: a bucket that fills early waits
+// (Bucket::pending == 0) and is launched by the hook or finish_backward that launches its last
+// predecessor (launch_ready_buckets). Bucket 0 holds the gradients that come first, so in the
+// common case nothing waits. Each bucket's allreduce carries the label index + 1 in its
+// collective descriptor, so a rank that still got the order wrong (another DDP build, a
+// different model) gets a MismatchError naming "label", not averaged garbage. The compressed
+// path's collectives (GradientCompressor) carry no label; their order is the same index order.
 //
 // Note [DDP hooks and accumulation]
 // A post hook on each parameter's gradient accumulator (the AccumulateGrad node) runs after
@@ -24,7 +41,8 @@
 // includes earlier no-sync micro-steps) is in the bucket by then (Note [DDP gradients in the
 // buckets]; else the hook copies it in); when the last gradient of a bucket arrives, the bucket is
 // allreduced (average) asynchronously. finish_backward() launches buckets whose parameters got no
-// gradient (unused in this step: their .grad, or zeros), waits for all of them, and .grad holds
+// gradient (unused in this step: their .grad, or zeros), in index order (Note [DDP launch
+// order]), waits for all of them, and .grad holds
 // the averaged values (copied back only where .grad is not the bucket's range). We hold the
 // accumulators (autograd keeps them only weakly) so the hooks stay attached.
 //
@@ -44,8 +62,8 @@
 // Note [DDP compression]
 // With options.compress set, steps from compress_warmup_steps on submit every bucket (compressed
 // float32 ones and dense others alike) to one BucketWorker instead of the communicator's async
-// queue, so all of a step's collectives are issued by one thread in bucket-completion order (see
-// bucket_worker.h). finish_backward waits for them with the communicator's timeout. PowerSGD gets
+// queue, so all of a step's collectives are issued by one thread in bucket index order (see
+// bucket_worker.h and Note [DDP launch order]). finish_backward waits for them with the communicator's timeout. PowerSGD gets
 // each bucket's layout: a parameter with >= 2 dimensions is a [size(0), numel / size(0)] matrix
 // (Linear [out, in], Conv [out, in*kh*kw]); vectors are left out of the layout and go dense.
 #include "dtrain/ddp.h"
@@ -120,43 +138,61 @@ class DistributedDataParallel::Impl {
   }
 
   void prepare_backward(bool sync) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    throw_if_stray_backward("prepare_backward");
+    if (prepared_) {
+      throw InvalidArgumentError(
+          "DDP: prepare_backward called twice without finish_backward in between: call "
+          "finish_backward() after each backward pass");
+    }
     armed_ = sync && options_.local_sgd_period == 0 && comm_.size() > 1;
     compress_step_ = armed_ && worker_ && steps_ >= options_.compress_warmup_steps;
     for (auto& b : buckets_) {
       b.pending = b.params.size();
       b.work.reset();
     }
-    launched_ = 0;
+    next_launch_ = 0;
     ready_.assign(params_.size(), false);
     if (armed_ && grads_in_buckets_) attach_gradients();
     if (options_.broadcast_buffers && comm_.size() > 1) broadcast_buffers();
+    prepared_ = true;
   }
 
   void finish_backward() {
-    if (!armed_) return;
-    armed_ = false;
     auto start = std::chrono::steady_clock::now();
-    std::lock_guard<std::mutex> lock(launch_mutex_);  // hooks of this backward have all run
-    std::vector<size_t> unlaunched;
-    for (size_t bi = 0; bi < buckets_.size(); ++bi) {
-      Bucket& b = buckets_[bi];
-      if (b.work) continue;
-      unlaunched.push_back(bi);
-      // Some parameters got no gradient this step (unused): they contribute zeros.
-      for (size_t k = 0; k < b.params.size(); ++k) {
-        size_t pi = b.params[k];
-        if (ready_[pi]) continue;
-        fill_range(b, k, params_[pi].grad());
+    size_t here = buckets_.size();  // the bucket this thread reduces itself, if any
+    {
+      // Hooks of this backward have all run; one of another backward (a misuse) finds
+      // prepared_ false from here on and touches no bucket.
+      std::lock_guard<std::mutex> lock(mutex_);
+      throw_if_stray_backward("finish_backward");
+      if (!prepared_) {
+        throw InvalidArgumentError(
+            "DDP: finish_backward called without prepare_backward: call "
+            "prepare_backward(sync) before each backward pass, or the gradients are not "
+            "synchronized");
       }
-    }
-    for (size_t j = 0; j < unlaunched.size(); ++j) {
+      prepared_ = false;
+      if (!armed_) return;
+      armed_ = false;
+      // Parameters that got no gradient this step (unused here, perhaps used on other ranks;
+      // like PyTorch's find_unused_parameters) contribute their .grad, or zeros; then the
+      // buckets not launched yet go, still in index order (Note [DDP launch order]).
+      for (size_t bi = next_launch_; bi < buckets_.size(); ++bi) {
+        Bucket& b = buckets_[bi];
+        for (size_t k = 0; k < b.params.size(); ++k) {
+          size_t pi = b.params[k];
+          if (ready_[pi]) continue;
+          ready_[pi] = true;
+          --b.pending;
+          fill_range(b, k, params_[pi].grad());
+        }
+      }
       // The last one on this thread, synchronously (Note [DDP last bucket]).
-      if (j + 1 == unlaunched.size() && !compress_step_) {
-        reduce_dense_here(buckets_[unlaunched[j]]);
-      } else {
-        launch(unlaunched[j]);
-      }
+      if (!compress_step_ && !buckets_.empty()) here = buckets_.size() - 1;
+      for (; next_launch_ < here; ++next_launch_) launch(next_launch_);
     }
+    if (here < buckets_.size()) reduce_dense_here(here);
     Deadline deadline = Deadline::after(comm_.options().timeout);
     for (auto& b : buckets_) {
       if (b.work) b.work->wait(deadline);
@@ -179,6 +215,15 @@ class DistributedDataParallel::Impl {
   }
 
   void after_optimizer_step() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      throw_if_stray_backward("after_optimizer_step");
+      if (prepared_) {
+        throw InvalidArgumentError(
+            "DDP: after_optimizer_step called between prepare_backward and finish_backward: "
+            "call finish_backward() before the optimizer step");
+      }
+    }
     ++steps_;
     if (options_.local_sgd_period > 0 && steps_ % options_.local_sgd_period == 0) {
       if (worker_ && steps_ > options_.compress_warmup_steps) {
@@ -190,6 +235,14 @@ class DistributedDataParallel::Impl {
   }
 
   void average_parameters() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (prepared_) {
+        throw InvalidArgumentError(
+            "DDP: average_parameters called between prepare_backward and finish_backward: call "
+            "it between steps");
+      }
+    }
     if (comm_.size() == 1) return;
     torch::NoGradGuard no_grad;
     auto start = std::chrono::steady_clock::now();
@@ -209,12 +262,13 @@ class DistributedDataParallel::Impl {
         for (size_t i = 0; i < flats.size(); ++i) buckets[i].flat = flats[i];
       }
     } restore{buckets_, gradient_flats};
-    for (auto& b : buckets_) {
+    for (size_t bi = 0; bi < buckets_.size(); ++bi) {
+      Bucket& b = buckets_[bi];
       for (size_t k = 0; k < b.params.size(); ++k) {
         auto& p = params_[b.params[k]];
         b.flat.narrow(0, b.offsets[k], p.numel()).copy_(p.reshape({-1}));
       }
-      launch_dense(b);
+      launch_dense(bi);
     }
     Deadline deadline = Deadline::after(comm_.options().timeout);
     for (auto& b : buckets_) {
@@ -368,21 +422,46 @@ class DistributedDataParallel::Impl {
     }
   }
 
-  // Runs on the autograd thread once parameter i's .grad holds this step's gradient.
+  // Runs on an autograd thread once parameter i's .grad holds this backward's gradient.
   void on_gradient(size_t i) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!prepared_) {
+      // Reported by the next prepare_backward/finish_backward/after_optimizer_step (a hook
+      // must not throw into autograd's engine).
+      if (stray_backward_.empty()) {
+        stray_backward_ = "parameter " + std::to_string(i) + " got a gradient from a backward "
+                          "pass outside prepare_backward/finish_backward";
+      }
+      return;
+    }
     if (!armed_ || ready_[i]) return;
     ready_[i] = true;
     Bucket& b = buckets_[bucket_of_parameter_[i]];
-    size_t k = slot_in_bucket_[i];
-    fill_range(b, k, params_[i].grad());
-    if (--b.pending == 0) {
-      std::lock_guard<std::mutex> lock(launch_mutex_);
-      // The last bucket to fill waits for finish_backward (Note [DDP last bucket]).
-      if (compress_step_ || launched_ + 1 < buckets_.size()) {
-        ++launched_;
-        launch(bucket_of_parameter_[i]);
-      }
+    fill_range(b, slot_in_bucket_[i], params_[i].grad());
+    --b.pending;
+    launch_ready_buckets();
+  }
+
+  // Launches, in index order, the buckets whose gradients are all in and whose predecessors are
+  // all launched (Note [DDP launch order]). The last bucket waits for finish_backward (Note [DDP
+  // last bucket]), except on a compressing step. REQUIRES: mutex_ held.
+  void launch_ready_buckets() {
+    const size_t end = compress_step_ || buckets_.empty() ? buckets_.size() : buckets_.size() - 1;
+    while (next_launch_ < end && buckets_[next_launch_].pending == 0) {
+      launch(next_launch_);
+      ++next_launch_;
     }
+  }
+
+  // The misuse a hook saw while DDP was not prepared, as an InvalidArgumentError. REQUIRES:
+  // mutex_ held.
+  void throw_if_stray_backward(const char* caller) {
+    if (stray_backward_.empty()) return;
+    std::string what = std::move(stray_backward_);
+    stray_backward_.clear();
+    throw InvalidArgumentError(std::string("DDP (") + caller + "): " + what +
+                               ", so it was not synchronized: call prepare_backward(sync) before "
+                               "each backward pass and finish_backward() after it");
   }
 
   // Whether g is parameter k of bucket b's range of the flat (Note [DDP gradients in the buckets]).
@@ -422,9 +501,14 @@ class DistributedDataParallel::Impl {
     }
   }
 
-  // Averages bucket b on this thread (dense), blocking until done.
-  void reduce_dense_here(Bucket& b) {
-    comm_.allreduce(b.flat.data_ptr(), b.flat.numel(), to_dtype(b.flat.scalar_type()), ReduceOp::kAvg);
+  // The label of bucket bi's allreduces (Note [DDP launch order]); 0 means "no label".
+  static uint32_t label_of(size_t bi) { return static_cast<uint32_t>(bi + 1); }
+
+  // Averages bucket bi on this thread (dense), blocking until done.
+  void reduce_dense_here(size_t bi) {
+    Bucket& b = buckets_[bi];
+    comm_.allreduce(b.flat.data_ptr(), b.flat.numel(), to_dtype(b.flat.scalar_type()), ReduceOp::kAvg,
+                    label_of(bi));
     count_dense(b);
   }
 
@@ -432,7 +516,7 @@ class DistributedDataParallel::Impl {
   void launch(size_t bi) {
     Bucket& b = buckets_[bi];
     if (!compress_step_) {
-      launch_dense(b);
+      launch_dense(bi);
       return;
     }
     size_t bytes = b.flat.numel() * b.flat.element_size();
@@ -448,17 +532,18 @@ class DistributedDataParallel::Impl {
     } else {
       stats_.bytes_communicated += bytes;
       b.work = worker_->submit(
-          [this, &b] {
+          [this, &b, bi] {
             comm_.allreduce(b.flat.data_ptr(), b.flat.numel(), to_dtype(b.flat.scalar_type()),
-                            ReduceOp::kAvg);
+                            ReduceOp::kAvg, label_of(bi));
           },
           "dense bucket " + std::to_string(bi));
     }
   }
 
-  void launch_dense(Bucket& b) {
+  void launch_dense(size_t bi) {
+    Bucket& b = buckets_[bi];
     b.work = comm_.allreduce_async(b.flat.data_ptr(), b.flat.numel(), to_dtype(b.flat.scalar_type()),
-                                   ReduceOp::kAvg);
+                                   ReduceOp::kAvg, label_of(bi));
     count_dense(b);
   }
 
@@ -498,17 +583,22 @@ class DistributedDataParallel::Impl {
   std::vector<std::shared_ptr<torch::autograd::Node>> accumulators_;
   std::vector<uintptr_t> hook_keys_;
   std::vector<size_t> slot_in_bucket_;
-  std::vector<bool> ready_;
-  size_t launched_ = 0;  // buckets launched from hooks this step (under launch_mutex_)
-  bool armed_ = false;
+  // The step's bookkeeping, shared by the trainer thread and autograd's hook threads: one
+  // mutex around all of it and every launch from a hook (ddp.h: Thread safety).
+  std::mutex mutex_;
+  bool prepared_ = false;       // GUARDED_BY(mutex_): prepare_backward ran, finish_backward not yet
+  bool armed_ = false;          // GUARDED_BY(mutex_): this step synchronizes gradients
+  std::vector<bool> ready_;     // GUARDED_BY(mutex_): parameter got its gradient this step
+  size_t next_launch_ = 0;      // GUARDED_BY(mutex_): buckets [0, next_launch_) are launched
+  std::string stray_backward_;  // GUARDED_BY(mutex_): a hook ran while not prepared ("": none)
+  // Bucket::pending and Bucket::work of a step are GUARDED_BY(mutex_) until finish_backward
+  // clears prepared_; from then on only the trainer thread touches them.
   // Note [DDP gradients in the buckets]: set at construction, never changes.
   bool grads_in_buckets_ = false;
-  bool compress_step_ = false;  // this step's buckets go through worker_ (set in prepare_backward)
+  bool compress_step_ = false;  // GUARDED_BY(mutex_): this step's buckets go through worker_
   int64_t steps_ = 0;
   std::unique_ptr<GradientCompressor> compressor_;  // null when compress is "none"
   std::unique_ptr<ddp::BucketWorker> worker_;       // with compressor_ and more than one rank
-  // Serializes launch(): autograd may run hooks of one backward on several threads.
-  std::mutex launch_mutex_;
 };
 
 DistributedDataParallel::DistributedDataParallel(std::shared_ptr<torch::nn::Module> module,
