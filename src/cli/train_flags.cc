@@ -8,7 +8,8 @@
 namespace dtrain::cli {
 
 void add_train_flags(CLI::App& app, TrainFlags& flags) {
-  for (const ConfigKey& key : train_config_keys()) {
+  for (const KeyEntry& entry : key_table()) {
+    const ConfigKey& key = entry.key;
     std::string dashed = key.name;
     for (char& ch : dashed) {
       if (ch == '_') ch = '-';
@@ -24,7 +25,10 @@ void add_train_flags(CLI::App& app, TrainFlags& flags) {
     if (key.is_switch) {
       option = app.add_flag(names, flags.switches[key.name], help);
     } else {
+      // The text goes to set_config_value unparsed (its errors, its ranges); CLI11 only shows
+      // the key's type and the main job's default (reals in their shortest exact form).
       option = app.add_option(names, flags.text[key.name], help);
+      option->type_name(key_type_name(entry));
       option->default_str(get_config_value(TrainConfig{}, key.name));
     }
     option->group("Training (also config-file keys)");

@@ -1,5 +1,6 @@
 // The training flags shared by `dtrain train` and `dtrain run`: one CLI11 option per TrainConfig
-// key (config.h), spelled `--global-batch` or `--global_batch`, plus `--config FILE`.
+// key (config.h), spelled `--global-batch` or `--global_batch`, plus `--config FILE`. `--help`
+// shows each key's type (INT, REAL, PATH, {choices}, ...: key_type_name) and default.
 #pragma once
 
 #include <CLI/CLI.hpp>

@@ -96,6 +96,14 @@ CheckpointEvery parse_checkpoint_every(std::string_view text) {
   return every;
 }
 
+// Note [default batch]. With neither global_batch nor per_worker_batch set, each worker takes
+// kDefaultPerWorkerBatch samples per step: G = 64 * W, which divides by any number of workers (2
+// workers: 128, one process: 64). An elastic job fixes its G for max_workers workers
+// (elastic_trainer.cc), like a per-worker batch.
+namespace {
+constexpr int64_t kDefaultPerWorkerBatch = 64;
+}  // namespace
+
 int64_t global_batch(const TrainConfig& c, int world) {
   if (world <= 0) throw InvalidArgumentError("world size must be positive");
   if (c.per_worker_batch > 0) {
@@ -106,7 +114,8 @@ int64_t global_batch(const TrainConfig& c, int world) {
     }
     return c.per_worker_batch * world;
   }
-  return c.global_batch > 0 ? c.global_batch : 128;
+  // 64 * an int world size fits int64.
+  return c.global_batch > 0 ? c.global_batch : kDefaultPerWorkerBatch * world;
 }
 
 int64_t per_worker_batch(const TrainConfig& c, int world) {

@@ -23,6 +23,9 @@ struct KeyHandler {
   std::function<void(const TrainConfig&, std::string_view)> check;
   // The key takes a list (a JSON array is accepted for it, and only for it).
   bool list = false;
+  // The value's type as `--help` shows it: INT, REAL, BOOL, TEXT, PATH, a form like N|Ts, or the
+  // choices of a named value, {a,b,c}. Empty: derived by key_type_name.
+  std::string type;
 };
 
 struct KeyEntry {
@@ -37,6 +40,9 @@ const std::vector<KeyEntry>& key_table();
 const KeyEntry& find_key(std::string_view key);
 // The range check of every key (KeyHandler::check), in table order.
 void check_key_ranges(const TrainConfig& config);
+// The type name of `entry` for `--help` (KeyHandler::type): its own, else the choices of a key
+// whose range lists names ("sgd | adam" -> {sgd,adam}), else BOOL for a switch, else TEXT.
+std::string key_type_name(const KeyEntry& entry);
 
 // A config file's text and its format (JSON if the name ends in .json or the text starts with
 // '{'). The file must be a regular file (a directory, FIFO or device is refused without being

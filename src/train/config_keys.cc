@@ -39,6 +39,7 @@ KeyEntry int_key(const char* name, const char* help, int64_t C::*field, IntRange
   e.handler.set = [field, range](C& c, std::string_view k, std::string_view v) {
     c.*field = parse_int(k, v, range);
   };
+  e.handler.type = "INT";
   e.handler.get = [field](const C& c) { return std::to_string(c.*field); };
   e.handler.check = [field, range](const C& c, std::string_view k) {
     check_int(k, c.*field, range);
@@ -62,6 +63,7 @@ KeyEntry real_key(const char* name, const char* help, double C::*field, RealRang
   e.handler.set = [field, range](C& c, std::string_view k, std::string_view v) {
     c.*field = parse_real(k, v, range);
   };
+  e.handler.type = "REAL";
   e.handler.get = [field](const C& c) { return format_real(c.*field); };
   e.handler.check = [field, range](const C& c, std::string_view k) {
     check_real(k, c.*field, range);
@@ -74,6 +76,7 @@ KeyEntry bool_key(const char* name, const char* help, bool C::*field) {
   e.handler.set = [field](C& c, std::string_view k, std::string_view v) {
     c.*field = parse_bool(k, v);
   };
+  e.handler.type = "BOOL";
   e.handler.get = [field](const C& c) { return std::string(c.*field ? "true" : "false"); };
   return e;
 }
@@ -82,8 +85,15 @@ KeyEntry bool_key(const char* name, const char* help, bool C::*field) {
 KeyEntry string_key(const char* name, const char* help, std::string C::*field) {
   KeyEntry e{{name, help, false, ""}, {}};
   e.handler.set = [field](C& c, std::string_view, std::string_view v) { c.*field = trim(v); };
+  e.handler.type = "TEXT";
   e.handler.get = [field](const C& c) { return c.*field; };
   return e;
+}
+
+// `entry` with the type name `--help` shows (KeyHandler::type), e.g. PATH for a string key.
+KeyEntry typed(KeyEntry entry, const char* type) {
+  entry.handler.type = type;
+  return entry;
 }
 
 KeyEntry seed_key() {
@@ -91,6 +101,7 @@ KeyEntry seed_key() {
               "0.." + std::to_string(std::numeric_limits<uint64_t>::max())},
              {}};
   e.handler.set = [](C& c, std::string_view k, std::string_view v) { c.seed = parse_uint64(k, v); };
+  e.handler.type = "INT";
   e.handler.get = [](const C& c) { return std::to_string(c.seed); };
   return e;
 }
@@ -189,6 +200,7 @@ KeyEntry hidden_key() {
     for (int64_t h : c.hidden) check_int(k, h, kWidth);
   };
   e.handler.list = true;
+  e.handler.type = "INT,...";
   return e;
 }
 
@@ -203,6 +215,7 @@ KeyEntry checkpoint_every_key() {
     parse_checkpoint_every(v);
     c.checkpoint_every = trim(v);
   };
+  e.handler.type = "N|Ts";
   e.handler.check = [](const C& c, std::string_view) {
     parse_checkpoint_every(c.checkpoint_every);
   };
@@ -211,25 +224,33 @@ KeyEntry checkpoint_every_key() {
 
 std::vector<KeyEntry> make_table() {
   return {
-      string_key("config", "config file (JSON, or flat YAML `key: value`); flags override it",
-                 &C::config_file),
-      string_key("model", "model: linreg | logreg | mlp | cnn | transformer", &C::model),
+      typed(string_key("config", "config file (JSON, or flat YAML `key: value`); flags override it",
+                       &C::config_file),
+            "PATH"),
+      typed(string_key("model", "model: linreg | logreg | mlp | cnn | transformer", &C::model),
+            "{linreg,logreg,mlp,cnn,transformer}"),
       hidden_key(),
       int_key("layers", "transformer blocks", &C::layers, {1, 1024}),
       int_key("width", "transformer model width", &C::width, {1, 65536}),
       int_key("heads", "transformer attention heads (must divide width)", &C::heads, {1, 1024}),
       int_key("context", "transformer context length (tokens)", &C::context, {1, 65536}),
-      string_key("dataset", "dataset: fashion-mnist | synthetic-linear | text", &C::dataset),
-      string_key("data_dir", "directory of the dataset files (default: the dataset's own)",
-                 &C::data_dir),
+      typed(string_key("dataset", "dataset: fashion-mnist | synthetic-linear | text", &C::dataset),
+            "{fashion-mnist,synthetic-linear,text}"),
+      typed(string_key("data_dir", "directory of the dataset files (default: the dataset's own)",
+                       &C::data_dir),
+            "PATH"),
       int_key("dataset_size", "training samples of a synthetic dataset (0 = its default)",
               &C::dataset_size, {0, 1'000'000'000}),
       int_key("epochs", "passes over the training split", &C::epochs, {1, 1'000'000}),
       int_key("max_steps", "stop after this many optimizer steps (0 = no limit)", &C::max_steps,
               kSteps),
-      unset_or_int_key("global_batch", "samples per optimizer step over all workers (default 128)",
+      unset_or_int_key("global_batch",
+                       "samples per optimizer step over all workers (default: per_worker_batch "
+                       "times the workers)",
                        &C::global_batch, {1, kMaxBatch}),
-      unset_or_int_key("per_worker_batch", "samples per optimizer step on each worker",
+      unset_or_int_key("per_worker_batch",
+                       "samples per optimizer step on each worker (default 64 unless global_batch "
+                       "is given)",
                        &C::per_worker_batch, {1, kMaxBatch}),
       int_key("grad_accumulation", "micro-batches per optimizer step (sync on the last only)",
               &C::grad_accumulation, {1, kMaxBatch}),
@@ -243,10 +264,11 @@ std::vector<KeyEntry> make_table() {
                {0, 1, false, true}),
       bool_key("outer_nesterov", "diloco: Nesterov momentum in the outer step",
                &C::outer_nesterov),
-      string_key("compress",
-                 "gradient compression: none | fp16 | bf16 | topk:R | randomk:R | qsgd:LEVELS | "
-                 "sign | 2bit:THRESHOLD | powersgd:RANK [+ef|+noef]",
-                 &C::compress),
+      typed(string_key("compress",
+                       "gradient compression: none | fp16 | bf16 | topk:R | randomk:R | "
+                       "qsgd:LEVELS | sign | 2bit:THRESHOLD | powersgd:RANK [+ef|+noef]",
+                       &C::compress),
+            "SPEC"),
       int_key("compress_warmup_steps", "optimizer steps synchronized dense before compression",
               &C::compress_warmup_steps, kSteps),
       optimizer_key(),
@@ -268,20 +290,25 @@ std::vector<KeyEntry> make_table() {
       int_key("threads", "intra-op threads per worker (0 = LibTorch default)", &C::threads,
               {0, 1024}),
       real_key("bucket_mb", "gradient bucket size, MiB", &C::bucket_mb, {0.001, 65536}),
-      string_key("metrics", "JSON-lines metrics file ('-' = stdout, '' = none)", &C::metrics),
+      typed(string_key("metrics", "JSON-lines metrics file ('-' = stdout, '' = none)", &C::metrics),
+            "PATH"),
       real_key("timeout_s", "bound on each communication operation, seconds", &C::timeout_s,
                kSeconds),
       int_key("progress_nice", "nice value of the communication event loop (docs/training.md)",
               &C::progress_nice, {0, 19}),
       transport_key(),
       bool_key("quiet", "no progress output (the summary is still printed)", &C::quiet),
-      string_key("checkpoint_dir", "directory for checkpoints ('' = none)", &C::checkpoint_dir),
+      typed(
+          string_key("checkpoint_dir", "directory for checkpoints ('' = none)", &C::checkpoint_dir),
+          "PATH"),
       checkpoint_every_key(),
       int_key("keep_checkpoints", "complete checkpoints to keep (0 = all)", &C::keep_checkpoints,
               {0, 1'000'000}),
-      string_key("resume",
-                 "resume: '' (fresh) | auto (newest good checkpoint in checkpoint_dir) | PATH",
-                 &C::resume),
+      typed(
+          string_key("resume",
+                     "resume: '' (fresh) | auto (newest good checkpoint in checkpoint_dir) | PATH",
+                     &C::resume),
+          "auto|PATH"),
       bool_key("elastic", "re-form the group and go on when a worker dies (docs/elastic.md)",
                &C::elastic),
       int_key("min_workers", "elastic: stop below this many workers (0 = 1)", &C::min_workers,
@@ -294,10 +321,11 @@ std::vector<KeyEntry> make_table() {
                &C::heartbeat_timeout_s, kSeconds),
       real_key("rendezvous_timeout_s", "elastic: longest wait for min_workers to gather, s",
                &C::rendezvous_timeout_s, kSeconds),
-      string_key("fault",
-                 "fault injection: kill:rank=R,step=S | delay:rank=R,ms=M[,step=S] | "
-                 "drop:rank=R,step=S (';' between several)",
-                 &C::fault),
+      typed(string_key("fault",
+                       "fault injection: kill:rank=R,step=S | delay:rank=R,ms=M[,step=S] | "
+                       "drop:rank=R,step=S (';' between several)",
+                       &C::fault),
+            "SPEC"),
       int_key("nproc", "dtrain run: number of local workers", &C::nproc, {1, kMaxWorkers}),
       bool_key("compare_single", "dtrain run: also train on one process and compare",
                &C::compare_single),
@@ -332,6 +360,23 @@ void check_key_ranges(const TrainConfig& config) {
   for (const KeyEntry& e : key_table()) {
     if (e.handler.check) e.handler.check(config, e.key.name);
   }
+}
+
+std::string key_type_name(const KeyEntry& entry) {
+  if (!entry.handler.type.empty()) return entry.handler.type;
+  const std::string& range = entry.key.range;
+  if (range.find(" | ") != std::string::npos) {
+    std::string choices = "{";
+    for (char ch : range) {
+      if (ch == '|') {
+        choices += ',';
+      } else if (ch != ' ') {
+        choices += ch;
+      }
+    }
+    return choices + "}";
+  }
+  return entry.key.is_switch ? "BOOL" : "TEXT";
 }
 
 const std::vector<ConfigKey>& train_config_keys() {
