@@ -8,6 +8,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 COMM_BUILD ?= build-comm
+RUN_ARGS ?=  # extra flags for the main job (the README test passes small limits)
 
 .PHONY: all setup configure build run test test-comm bench clean format
 
@@ -25,7 +26,7 @@ build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
 run: build
-	OPENBLAS_NUM_THREADS=1 $(BUILD)/dtrain run
+	OPENBLAS_NUM_THREADS=1 $(BUILD)/dtrain run $(RUN_ARGS)
 
 test: build
 	cd $(BUILD) && OPENBLAS_NUM_THREADS=1 ctest --output-on-failure -j $(JOBS) --timeout 900
