@@ -11,7 +11,7 @@
 // ranks can never reduce different buckets against each other (Note [DDP launch order]).
 // finish_backward() waits for every bucket; .grad then holds the average, with no copy. A .grad
 // that the user replaced, or set to undefined, is copied in and reattached at the next
-// synchronizing step. With local SGD, or on one rank, .grad stays ordinary autograd tensors.
+// synchronizing step. On one rank .grad stays ordinary autograd tensors.
 //
 // Unused parameters (like PyTorch's find_unused_parameters, always on): a parameter that got no
 // gradient in this backward pass -- unused on this rank, perhaps used on others -- contributes
@@ -22,7 +22,7 @@
 //   loss.backward();
 //   ddp.finish_backward();                 // every rank now holds the same averaged gradients
 //   optimizer.step();
-//   ddp.after_optimizer_step();            // local SGD: averages the parameters every H steps
+//   ddp.after_optimizer_step();            // counts the step (the compression warm-up)
 //
 // Call contract (InvalidArgumentError, naming what to call, instead of unsynchronized
 // gradients): every backward pass lies between one prepare_backward and one finish_backward.
@@ -35,18 +35,15 @@
 // Constructed over a communicator of size 1, DDP communicates nothing: no broadcast, model check
 // or allreduce; the hooks only keep the call contract.
 //
-// With local SGD (local_sgd_period = H > 0) gradients are never synchronized; instead parameters
-// are averaged every H optimizer steps.
+// Averaging parameters instead of gradients (local SGD, DiLoCo) is not the reducer's job: those
+// are strategies of the trainer (src/train/strategy/, docs/training.md "Strategies").
 //
 // Gradient compression (options.compress, a codec spec of docs/compression.md): after
 // compress_warmup_steps dense optimizer steps, each float32 bucket is averaged through a
 // GradientCompressor (bucket index = its tensor id) on a DDP-owned worker thread, so backward
 // still overlaps communication (Note [compressed buckets off the autograd thread]). Non-float
-// buckets stay dense. Every rank ends each step with bit-identical averaged gradients. With local
-// SGD, the periodic averaging sends the parameter *deltas* since the last averaging through the
-// same codec (tensor ids kLocalSgdTensorIdBase + bucket), then adds the average to the shared
-// anchor, so replicas end identical with any codec; the warm-up steps and average_parameters()
-// stay dense.
+// buckets stay dense. Every rank ends each step with bit-identical averaged gradients.
+// average_parameters() stays dense.
 //
 // Thread safety: one trainer thread calls the methods (not thread-safe among themselves).
 // Autograd's hooks may run on any thread, several at once: their bookkeeping and the launches
@@ -72,21 +69,16 @@ struct DdpOptions {
   // backward is small and everything before it overlaps the rest of backward (Note [DDP
   // bucketing]). 0: no such tail bucket.
   size_t last_bucket_bytes = size_t{64} << 10;
-  int local_sgd_period = 0;                    // 0: synchronize gradients every step; H: average params every H steps
   bool broadcast_buffers = true;               // broadcast buffers (e.g. BatchNorm stats) from rank 0 each step
   // Codec spec for gradient buckets: none | fp16 | bf16 | topk:R | randomk:R | qsgd:L | sign |
   // 2bit:T | powersgd:R [+ef|+noef]. A bad spec is an InvalidArgumentError at construction.
   std::string compress = "none";
   int compress_warmup_steps = 0;  // optimizer steps synchronized dense before compression starts
   uint64_t compress_seed = CompressorOptions{}.seed;  // must be the same on every rank
-  // Optimizer steps already taken (a resumed run): the warm-up and the local SGD period count
-  // from here. The same on every rank.
+  // Optimizer steps already taken (a resumed run): the warm-up counts from here. The same on
+  // every rank.
   int64_t initial_step = 0;
 };
-
-// Tensor ids of local SGD's compressed parameter-delta averaging (bucket b uses base + b), kept
-// apart from the gradient buckets' ids 0..num_buckets-1 so their residuals never mix.
-inline constexpr TensorId kLocalSgdTensorIdBase = TensorId{1} << 32;
 
 struct DdpStats {
   uint64_t allreduces = 0;             // bucket (or parameter-average) allreduces issued
@@ -111,7 +103,7 @@ class DistributedDataParallel {
   void finish_backward();
   void after_optimizer_step();
 
-  // Averages all parameters over ranks now (used by local SGD, and after a resume).
+  // Averages all parameters (dense) over ranks now; call it between steps.
   void average_parameters();
 
   // The bucket that each parameter (in module->parameters() order) belongs to; buckets are filled

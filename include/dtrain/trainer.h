@@ -1,4 +1,6 @@
-// The trainer: synchronous data-parallel training of a model on a dataset, one call per rank.
+// The trainer: data-parallel training of a model on a dataset, one call per rank. How the
+// replicas stay consistent is the strategy's (config.strategy, strategy.h): ddp averages the
+// gradients every step; localsgd and diloco average parameters every few steps.
 //
 //   auto comm = connect_world(world_from_env());           // or nullptr: one process
 //   TrainResult r = train(config, comm.get(), std::cout);   // every rank calls it
@@ -11,8 +13,9 @@
 // number of micro-batches, and gradients are averaged over ranks, so a step is mathematically the
 // same as one process taking the mean loss over the whole global batch: for a given seed and
 // global batch, W workers and one process see the same samples and compute the same update
-// (up to float rounding). With local SGD (local_sgd_period = H) gradients are not averaged;
-// parameters are averaged every H steps instead.
+// (up to float rounding) under ddp. Under localsgd and diloco each rank steps on its slice alone
+// and the replicas meet every local_sgd_period / inner_steps steps (docs/training.md
+// "Strategies").
 //
 // Evaluation runs on the test split: rank r evaluates the contiguous shard r of it and the sums
 // (loss, correct, count) are allreduced, so every rank gets the same result.
@@ -60,14 +63,15 @@ struct ModelHandle;
 struct DataSplits;
 
 // Where this rank's training steps spent their time (seconds, summed over `steps` steps; the
-// steps of the last round in an elastic run). sync: DistributedDataParallel::finish_backward,
-// i.e. waiting for the gradient averaging that backward did not hide, plus copying it back.
+// steps of the last round in an elastic run). sync: the strategy's communication -- ddp's
+// finish_backward (waiting for the gradient averaging that backward did not hide), localsgd's and
+// diloco's parameter averaging and outer step.
 struct StepPhases {
   int64_t steps = 0;
   double forward_s = 0;    // data gather, forward and loss (every micro-batch)
   double backward_s = 0;   // backward, gradient hooks and buckets launched from them included
-  double sync_s = 0;       // finish_backward
-  double optimizer_s = 0;  // optimizer step and after_optimizer_step (local SGD averaging)
+  double sync_s = 0;       // the strategy's communication (above)
+  double optimizer_s = 0;  // the (inner) optimizer step
 };
 
 // What one run achieved. Every rank returns the same numbers except where noted.

@@ -47,7 +47,7 @@
 // accumulators (autograd keeps them only weakly) so the hooks stay attached.
 //
 // Note [DDP gradients in the buckets]
-// When gradients are synchronized every step (no local SGD) and there is more than one rank, each
+// With more than one rank, each
 // parameter's .grad is a tensor over its own range of its bucket's flat storage (the storage stays
 // alive while any such .grad does). Autograd accumulates into an existing .grad in place, so the
 // gradient is in the bucket the moment it is ready, and the averaged result is in .grad the
@@ -92,7 +92,6 @@ struct Bucket {
   size_t pending = 0;              // gradients not yet copied this step
   std::shared_ptr<Work> work;      // in-flight allreduce, if launched
   std::vector<MatrixSegment> layout;  // PowerSGD: the >= 2-D parameters as matrices
-  torch::Tensor anchor;            // compressed local SGD: the last averaged parameters (flat)
 };
 
 class DistributedDataParallel::Impl {
@@ -118,10 +117,9 @@ class DistributedDataParallel::Impl {
     build_buckets();
     if (compressor_ && comm_.size() > 1) {
       worker_ = std::make_unique<ddp::BucketWorker>();
-      if (options_.local_sgd_period > 0) reset_anchors();
     }
     register_hooks();
-    grads_in_buckets_ = options_.local_sgd_period == 0 && comm_.size() > 1;
+    grads_in_buckets_ = comm_.size() > 1;
   }
 
   ~Impl() {
@@ -145,7 +143,7 @@ class DistributedDataParallel::Impl {
           "DDP: prepare_backward called twice without finish_backward in between: call "
           "finish_backward() after each backward pass");
     }
-    armed_ = sync && options_.local_sgd_period == 0 && comm_.size() > 1;
+    armed_ = sync && comm_.size() > 1;
     compress_step_ = armed_ && worker_ && steps_ >= options_.compress_warmup_steps;
     for (auto& b : buckets_) {
       b.pending = b.params.size();
@@ -225,13 +223,6 @@ class DistributedDataParallel::Impl {
       }
     }
     ++steps_;
-    if (options_.local_sgd_period > 0 && steps_ % options_.local_sgd_period == 0) {
-      if (worker_ && steps_ > options_.compress_warmup_steps) {
-        average_parameter_deltas();
-      } else {
-        average_parameters();
-      }
-    }
   }
 
   void average_parameters() {
@@ -278,45 +269,7 @@ class DistributedDataParallel::Impl {
         auto& p = params_[b.params[k]];
         p.copy_(b.flat.narrow(0, b.offsets[k], p.numel()).view(p.sizes()));
       }
-      if (b.anchor.defined()) b.anchor.copy_(b.flat);
     }
-    stats_.seconds_waiting += seconds_since(start);
-  }
-
-  // Compressed local SGD: every rank holds the same anchors (the last averaged parameters), so
-  // averaging the deltas p - anchor through any codec (whose result is bit-identical on every
-  // rank) and adding the average back leaves identical replicas. Runs on the trainer thread while
-  // no bucket is in flight; float32 buckets go through the codec, others dense.
-  void average_parameter_deltas() {
-    torch::NoGradGuard no_grad;
-    auto start = std::chrono::steady_clock::now();
-    for (size_t bi = 0; bi < buckets_.size(); ++bi) {
-      Bucket& b = buckets_[bi];
-      for (size_t k = 0; k < b.params.size(); ++k) {
-        auto& p = params_[b.params[k]];
-        b.flat.narrow(0, b.offsets[k], p.numel()).copy_(p.reshape({-1}));
-      }
-      b.flat.sub_(b.anchor);
-      size_t bytes = b.flat.numel() * b.flat.element_size();
-      ++stats_.allreduces;
-      stats_.dense_equivalent_bytes += bytes;
-      if (b.flat.scalar_type() == torch::kFloat32) {
-        ++stats_.compressed_allreduces;
-        compressor_->allreduce(comm_, b.flat.data_ptr<float>(), b.flat.numel(),
-                               kLocalSgdTensorIdBase + bi, b.layout);
-      } else {
-        stats_.bytes_communicated += bytes;
-        comm_.allreduce(b.flat.data_ptr(), b.flat.numel(), to_dtype(b.flat.scalar_type()),
-                        ReduceOp::kAvg);
-      }
-      b.flat.add_(b.anchor);
-      b.anchor.copy_(b.flat);
-      for (size_t k = 0; k < b.params.size(); ++k) {
-        auto& p = params_[b.params[k]];
-        p.copy_(b.flat.narrow(0, b.offsets[k], p.numel()).view(p.sizes()));
-      }
-    }
-    refresh_compression_stats();
     stats_.seconds_waiting += seconds_since(start);
   }
 
@@ -561,18 +514,6 @@ class DistributedDataParallel::Impl {
     CompressionStats now = compressor_->stats();
     stats_.bytes_communicated += now.payload_bytes - stats_.compression.payload_bytes;
     stats_.compression = now;
-  }
-
-  // Anchors of compressed local SGD := the current (identical on every rank) parameters.
-  void reset_anchors() {
-    torch::NoGradGuard no_grad;
-    for (auto& b : buckets_) {
-      if (!b.anchor.defined()) b.anchor = torch::zeros_like(b.flat);
-      for (size_t k = 0; k < b.params.size(); ++k) {
-        auto& p = params_[b.params[k]];
-        b.anchor.narrow(0, b.offsets[k], p.numel()).copy_(p.reshape({-1}));
-      }
-    }
   }
 
   std::shared_ptr<torch::nn::Module> module_;

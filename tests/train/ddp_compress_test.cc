@@ -190,21 +190,6 @@ TEST(DdpCompress, WarmupStepsAreDense) {
   // the bytes above; the compressed steps keep replicas identical.
 }
 
-TEST(DdpCompress, LocalSgdAveragesCompressedDeltasIntoIdenticalReplicas) {
-  Separable data = separable_data(512, 64);
-  for (const std::string spec : {"topk:0.05", "powersgd:2", "qsgd:15"}) {
-    RunOptions ro;
-    ro.steps = 6;
-    ro.ddp.local_sgd_period = 2;
-    ro.ddp.compress = spec;
-    auto got = run(2, data, ro);
-    expect_identical_replicas(got, spec);
-    EXPECT_EQ(got[0].stats.compressed_allreduces, 3u) << spec;  // 3 averagings, one bucket
-    EXPECT_LT(got[0].stats.bytes_communicated, got[0].stats.dense_equivalent_bytes) << spec;
-    EXPECT_GT(got[0].accuracy, 0.3) << spec;  // trained, not destroyed by the averaging
-  }
-}
-
 TEST(DdpCompress, ResidualStateIsExposed) {
   Separable data = separable_data(512, 64);
   testing::run_rank_threads(2, [&](Communicator& comm) {

@@ -85,64 +85,6 @@ TEST(DdpReducer, StartBroadcastsRankZerosParameters) {
   EXPECT_TRUE(torch::equal(first[1], rank0_initial));
 }
 
-// Local SGD with period H: each rank takes H plain SGD steps on its own data, then the models are
-// averaged. Reference: the same local steps computed without communication, then averaged here.
-TEST(DdpReducer, LocalSgdAveragesEveryHSteps) {
-  constexpr int kWorld = 2, kPeriod = 3;
-  auto gen = at::detail::createCPUGenerator(5);
-  auto inputs = torch::randn({kWorld, kPeriod, 8, 20}, gen);
-  auto targets = torch::randint(0, 5, {kWorld, kPeriod, 8}, gen);
-
-  // Plain SGD (no momentum: its state would restart with each call) on batches [first, first+steps).
-  auto local_steps = [&](ModelHandle& model, int rank, DistributedDataParallel* ddp, int first, int steps) {
-    torch::optim::SGD opt(model.module->parameters(), torch::optim::SGDOptions(0.1));
-    for (int s = first; s < first + steps; ++s) {
-      opt.zero_grad();
-      if (ddp) ddp->prepare_backward(true);
-      model.loss(model.forward(inputs[rank][s]), targets[rank][s]).backward();
-      if (ddp) ddp->finish_backward();
-      opt.step();
-      if (ddp) ddp->after_optimizer_step();
-    }
-  };
-
-  std::vector<torch::Tensor> expected;
-  for (int r = 0; r < kWorld; ++r) {
-    ModelHandle m = make_model(small_mlp());
-    local_steps(m, r, nullptr, 0, kPeriod);
-    auto params = m.module->parameters();
-    if (expected.empty()) {
-      for (auto& p : params) expected.push_back(p.detach().clone() / kWorld);
-    } else {
-      for (size_t i = 0; i < params.size(); ++i) expected[i] += params[i].detach() / kWorld;
-    }
-  }
-
-  std::mutex mutex;
-  std::vector<std::vector<torch::Tensor>> got(kWorld), before_average(kWorld);
-  testing::run_rank_threads(kWorld, [&](Communicator& comm) {
-    ModelHandle m = make_model(small_mlp());
-    DdpOptions o;
-    o.local_sgd_period = kPeriod;
-    DistributedDataParallel ddp(m.module, comm, o);
-    local_steps(m, comm.rank(), &ddp, 0, kPeriod - 1);
-    std::vector<torch::Tensor> mid;
-    for (auto& p : m.module->parameters()) mid.push_back(p.detach().clone());
-    local_steps(m, comm.rank(), &ddp, kPeriod - 1, 1);  // the H-th step triggers the average
-    std::lock_guard<std::mutex> lock(mutex);
-    before_average[comm.rank()] = mid;
-    for (auto& p : m.module->parameters()) got[comm.rank()].push_back(p.detach().clone());
-  });
-  // Before the H-th step the ranks had diverged (no gradient synchronisation)...
-  EXPECT_FALSE(torch::allclose(before_average[0][0], before_average[1][0]));
-  // ...and after it they hold the average of the local models.
-  for (int r = 0; r < kWorld; ++r) {
-    for (size_t i = 0; i < expected.size(); ++i) {
-      EXPECT_TRUE(torch::allclose(got[r][i], expected[i], 1e-5, 1e-6)) << "rank " << r << " param " << i;
-    }
-  }
-}
-
 // Whether the gradients of each bucket's parameters tile one contiguous range, in the bucket's
 // order (reverse registration order: the last parameter first).
 void expect_gradients_tile_buckets(const ModelHandle& model, const DistributedDataParallel& ddp) {
