@@ -3,6 +3,7 @@
 #include <optional>
 
 #include "dtrain/error.h"
+#include "dtrain/strategy.h"
 #include "train/config_internal.h"
 
 namespace dtrain::cli {
@@ -31,7 +32,10 @@ void add_train_flags(CLI::App& app, TrainFlags& flags) {
       option->type_name(key_type_name(entry));
       option->default_str(get_config_value(TrainConfig{}, key.name));
     }
-    option->group("Training (also config-file keys)");
+    // A strategy's own keys under a heading of their own, in table order (after `strategy`).
+    const std::string owner = strategy_of_config_key(key.name);
+    option->group(owner.empty() ? "Training (also config-file keys)"
+                                : "Strategy " + owner + " (with --strategy " + owner + ")");
     flags.options[key.name] = option;
   }
 }

@@ -23,6 +23,19 @@ TEST(ConfigTest, DefaultsAreValidAndMainJob) {
   EXPECT_EQ(per_worker_batch(c, 2), 64);
 }
 
+// Note [default batch]: with neither batch key set every worker takes 64 samples, so any worker
+// count works; an explicit global batch that does not divide stays an error.
+TEST(ConfigTest, DefaultBatchFollowsTheWorkerCount) {
+  TrainConfig c;
+  for (int w : {1, 3, 5, 7}) {
+    EXPECT_EQ(global_batch(c, w), 64 * w) << w << " workers";
+    EXPECT_EQ(per_worker_batch(c, w), 64) << w << " workers";
+  }
+  c.global_batch = 128;
+  EXPECT_EQ(per_worker_batch(c, 2), 64);
+  EXPECT_THROW(per_worker_batch(c, 3), InvalidArgumentError);
+}
+
 TEST(ConfigTest, SetsEveryKindFromText) {
   TrainConfig c;
   set_config_value(c, "global-batch", "256");

@@ -33,6 +33,35 @@ TEST(TrainerCliTest, RunLinregOnTwoWorkersPrintsTheClassicLines) {
   EXPECT_NE(out.text.find("bytes communicated"), std::string::npos) << out.text;
 }
 
+// `dtrain run --help`: every key with its type and a readable default, choices listed, the
+// strategies' own keys under their headings.
+TEST(TrainerCliTest, HelpShowsTypesDefaultsAndStrategyGroups) {
+  CommandOutput out = run_dtrain("run --help");
+  ASSERT_EQ(out.code, 0) << out.text;
+  for (const char* want :
+       {"--lr REAL=0.05 ", "--epochs INT=3 ", "--strategy {ddp,localsgd,diloco}=ddp",
+        "--optimizer {sgd,adam,adamw}=sgd", "--config PATH", "--compress SPEC=none",
+        "--outer-lr,--outer_lr REAL=0.7", "Strategy diloco (with --strategy diloco):",
+        "Strategy ddp (with --strategy ddp):\n  --bucket-mb"}) {
+    EXPECT_NE(out.text.find(want), std::string::npos) << want << " in\n" << out.text;
+  }
+  EXPECT_EQ(out.text.find("0.0500000"), std::string::npos) << out.text;
+  EXPECT_EQ(out.text.find(" TEXT=0"), std::string::npos) << out.text;
+  // Every option of the training group has a type: no bare TEXT for a number.
+  for (const char* key : {"--timeout-s", "--max-steps", "--momentum", "--seed"}) {
+    std::regex typed(std::string(key) + "[^ ]* (INT|REAL)");
+    EXPECT_TRUE(std::regex_search(out.text, typed)) << key << " in\n" << out.text;
+  }
+}
+
+// The default batch works for any worker count (64 per worker); an explicit global batch that
+// does not divide stays an error (below).
+TEST(TrainerCliTest, DefaultBatchRunsOnThreeWorkers) {
+  CommandOutput out = run_dtrain("run --nproc 3 --max-steps 2 --quiet");
+  ASSERT_EQ(out.code, 0) << out.text;
+  EXPECT_NE(out.text.find("3 workers, global batch 192"), std::string::npos) << out.text;
+}
+
 TEST(TrainerCliTest, BadConfigExitsWithTwoAndNamesTheKey) {
   CommandOutput unknown = run_dtrain("run --epochz 3");
   EXPECT_EQ(unknown.code, 2) << unknown.text;
